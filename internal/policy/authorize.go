@@ -1,0 +1,98 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"tunnelgateway/internal/callers"
+)
+
+// Reasons a request is denied, stable for logs and metrics.
+const (
+	ReasonUnknownCaller   = "unknown_caller"
+	ReasonReadNotGranted  = "read_not_granted"
+	ReasonWriteNotGranted = "write_not_granted"
+	ReasonSiteNotGranted  = "site_not_granted"
+	ReasonPropertyRefused = "property_not_granted"
+)
+
+// Denied is the one error a decision returns: the caller is known to be who it says, but the
+// policy does not allow what it asks. Its message names the refused property or site and is
+// safe to return to the caller.
+type Denied struct {
+	// Caller is the caller's identity as "kind:id".
+	Caller string
+	// Property is the refused property, for ReasonPropertyRefused.
+	Property string
+	// Site is the site asked for.
+	Site string
+	// Reason is one of the Reason constants.
+	Reason string
+}
+
+func (d *Denied) Error() string {
+	switch d.Reason {
+	case ReasonUnknownCaller:
+		return fmt.Sprintf("caller %s is not in the policy", d.Caller)
+	case ReasonReadNotGranted:
+		return fmt.Sprintf("caller %s may not read tunnel servers", d.Caller)
+	case ReasonWriteNotGranted:
+		return fmt.Sprintf("caller %s may not change tunnel servers", d.Caller)
+	case ReasonSiteNotGranted:
+		return fmt.Sprintf("caller %s may not touch site %s", d.Caller, d.Site)
+	case ReasonPropertyRefused:
+		return fmt.Sprintf("caller %s may not change property %s", d.Caller, d.Property)
+	default:
+		return fmt.Sprintf("caller %s is denied: %s", d.Caller, d.Reason)
+	}
+}
+
+// AuthorizeWrite allows a change of properties on a server of siteID, or says why not. The
+// first property not granted, in the order given, is the one named. id and @odata.type need no
+// grant, but a body made only of them still needs some write grant.
+func (p *Policy) AuthorizeWrite(c callers.Caller, siteID string, properties []string) error {
+	e, err := p.admit(c, siteID)
+	if err != nil {
+		return err
+	}
+	if len(e.properties) == 0 {
+		return p.deny(c, siteID, ReasonWriteNotGranted)
+	}
+	for _, prop := range properties {
+		if ungatedProperties[prop] || e.properties[prop] {
+			continue
+		}
+		d := p.deny(c, siteID, ReasonPropertyRefused)
+		d.Property = prop
+		return d
+	}
+	return nil
+}
+
+// AuthorizeRead allows reading a server of siteID, or says why not.
+func (p *Policy) AuthorizeRead(c callers.Caller, siteID string) error {
+	e, err := p.admit(c, siteID)
+	if err != nil {
+		return err
+	}
+	if !e.read {
+		return p.deny(c, siteID, ReasonReadNotGranted)
+	}
+	return nil
+}
+
+// admit finds the caller's entry and checks the site, the two steps every decision shares.
+func (p *Policy) admit(c callers.Caller, siteID string) (*entry, *Denied) {
+	e := p.lookup(c)
+	if e == nil {
+		return nil, p.deny(c, siteID, ReasonUnknownCaller)
+	}
+	if e.sites != nil && !e.sites[strings.ToLower(siteID)] {
+		return nil, p.deny(c, siteID, ReasonSiteNotGranted)
+	}
+	return e, nil
+}
+
+func (p *Policy) deny(c callers.Caller, siteID, reason string) *Denied {
+	return &Denied{Caller: c.String(), Site: siteID, Reason: reason}
+}

@@ -1,0 +1,201 @@
+// Package audit records every call through the gateway as Kubernetes-style audit events, one
+// JSON line each, and refuses to let a change through that it could not first make durable.
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// APIVersion and Kind identify the event format on every line, as audit.k8s.io does.
+const (
+	APIVersion = "tunnelgateway.audit/v1"
+	Kind       = "Event"
+)
+
+// Level says how much of a request is recorded.
+type Level string
+
+const (
+	// LevelMetadata records who did what to which object, and the outcome, but no body.
+	// Rejected requests and reads are audited at this level.
+	LevelMetadata Level = "Metadata"
+	// LevelRequest adds RequestObject: the properties being changed and their new values.
+	LevelRequest Level = "Request"
+)
+
+// Stage says at which point of the request the event was emitted.
+type Stage string
+
+const (
+	// StageRequestReceived is written, and synced, before the request is forwarded.
+	StageRequestReceived Stage = "RequestReceived"
+	// StageResponseComplete is written once the answer has been sent.
+	StageResponseComplete Stage = "ResponseComplete"
+)
+
+// Verbs the gateway records, named after the Kubernetes verbs they resemble.
+const (
+	VerbGet   = "get"
+	VerbList  = "list"
+	VerbPatch = "patch"
+)
+
+// Caller kinds, matching the two ways a caller authenticates.
+const (
+	UserKindEntra  = "entra"
+	UserKindAPIKey = "apikey"
+)
+
+// Annotation keys for the reasons a request was refused or failed. Values are short,
+// fixed-form sentences such as "/displayName max_length".
+const (
+	AnnotationValidation = "tunnelgateway.audit/validation-failed"
+	AnnotationRefused    = "tunnelgateway.audit/caller-refused"
+	AnnotationError      = "tunnelgateway.audit/error"
+)
+
+// maxUserAgentBytes caps the user agent a caller can make us store, as kube-apiserver does.
+const maxUserAgentBytes = 1024
+
+// Event is one line of the audit trail. It has no field able to hold a credential: callers are
+// recorded by identity (kind, name, application id), never by token, key, secret or header.
+type Event struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Level      Level  `json:"level"`
+	// AuditID is the request id the gateway returns as X-Request-Id.
+	AuditID string `json:"auditID"`
+	Stage   Stage  `json:"stage"`
+	Verb    string `json:"verb"`
+	// RequestURI is the escaped path only; a query string is never recorded.
+	RequestURI string `json:"requestURI"`
+	// Route is the route template, for example
+	// /deviceManagement/microsoftTunnelSites/:siteId/microsoftTunnelServers/:serverId.
+	Route     string     `json:"route,omitempty"`
+	User      User       `json:"user"`
+	SourceIPs []string   `json:"sourceIPs,omitempty"`
+	UserAgent string     `json:"userAgent,omitempty"`
+	ObjectRef *ObjectRef `json:"objectRef,omitempty"`
+	// RequestObject holds the properties being changed with their new values. It is written
+	// only at LevelRequest and dropped at LevelMetadata.
+	RequestObject  map[string]any  `json:"requestObject,omitempty"`
+	ResponseStatus *ResponseStatus `json:"responseStatus,omitempty"`
+	Upstream       *Upstream       `json:"upstream,omitempty"`
+
+	RequestReceivedTimestamp time.Time `json:"requestReceivedTimestamp"`
+	StageTimestamp           time.Time `json:"stageTimestamp"`
+	// LatencySeconds is the time from receipt to the ResponseComplete stage; zero before.
+	LatencySeconds float64 `json:"latencySeconds,omitempty"`
+
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// User is the authenticated caller. An unauthenticated caller has an empty Kind.
+type User struct {
+	// Kind is UserKindEntra or UserKindAPIKey.
+	Kind string `json:"kind,omitempty"`
+	// Name is the API key's name, or the Entra principal's display name when known.
+	Name string `json:"name,omitempty"`
+	// AppID is the Entra application (client) id of the caller.
+	AppID string `json:"appId,omitempty"`
+}
+
+// ObjectRef names the tunnel server a request is about.
+type ObjectRef struct {
+	SiteID   string `json:"siteId,omitempty"`
+	ServerID string `json:"serverId,omitempty"`
+}
+
+// ResponseStatus is what the gateway answered its caller.
+type ResponseStatus struct {
+	Code    int    `json:"code"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Upstream is what Microsoft Graph answered, when the request got that far.
+type Upstream struct {
+	// RequestID is Graph's request-id response header.
+	RequestID string `json:"requestId,omitempty"`
+	// Code is Graph's error code, for example "ResourceNotFound"; empty on success.
+	Code string `json:"code,omitempty"`
+	// Attempts counts tries including retries.
+	Attempts int `json:"attempts,omitempty"`
+	// Status is Graph's final HTTP status; zero when no answer came (timeout, network error).
+	Status int `json:"status,omitempty"`
+}
+
+// NewEvent starts an event at LevelMetadata for r, stamped as received now. It copies only the
+// escaped path (never the query), the user agent and the remote address; headers such as
+// Authorization and Cookie are not read. The verb follows the method: GET becomes VerbGet (set
+// VerbList for collections), PATCH becomes VerbPatch, anything else its lowercase method name.
+func NewEvent(r *http.Request, requestID, route string) *Event {
+	e := &Event{
+		Level:                    LevelMetadata,
+		AuditID:                  requestID,
+		Verb:                     verbFor(r.Method),
+		RequestURI:               r.URL.EscapedPath(),
+		Route:                    route,
+		UserAgent:                r.UserAgent(),
+		RequestReceivedTimestamp: time.Now().UTC(),
+	}
+	if ip := remoteIP(r.RemoteAddr); ip != "" {
+		e.SourceIPs = []string{ip}
+	}
+	return e
+}
+
+func verbFor(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return VerbGet
+	case http.MethodPatch:
+		return VerbPatch
+	}
+	return strings.ToLower(method)
+}
+
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// encode renders e as one JSON line ending in '\n'. encoding/json escapes control characters
+// (so "\n" in a value becomes the two bytes `\n`), always escapes U+2028 and U+2029, and
+// replaces invalid UTF-8 with U+FFFD; a caller's value therefore cannot end the line early or
+// start a forged one. HTML escaping (<, >, & as \u003c...) is left on: it does not affect line
+// integrity, and it keeps the trail inert if someone views it in a browser-based log viewer.
+func encode(e *Event) ([]byte, error) {
+	out := *e
+	out.APIVersion, out.Kind = APIVersion, Kind
+	if out.Level != LevelRequest {
+		out.RequestObject = nil
+	}
+	out.UserAgent = truncateUTF8(out.UserAgent, maxUserAgentBytes)
+
+	line, err := json.Marshal(&out)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit event: %w", err)
+	}
+	return append(line, '\n'), nil
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,380 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// openTestLog opens a file-backed log in a fresh directory and closes it when the test ends.
+func openTestLog(t testing.TB, cfg Config) (*Log, string) {
+	t.Helper()
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "audit.log")
+	}
+	l, err := Open(cfg, nil)
+	if err != nil {
+		t.Fatalf("Open(%+v): %v", cfg, err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l, cfg.Path
+}
+
+func testEvent(id string) *Event {
+	return &Event{
+		Level:      LevelRequest,
+		AuditID:    id,
+		Verb:       VerbPatch,
+		RequestURI: "/deviceManagement/microsoftTunnelSites/s/microsoftTunnelServers/x",
+		User:       User{Kind: UserKindAPIKey, Name: "deploy-bot"},
+		ObjectRef:  &ObjectRef{SiteID: "s", ServerID: "x"},
+		RequestObject: map[string]any{
+			"displayName": "edge-" + id,
+		},
+	}
+}
+
+func TestRequestReceivedConcurrentSharesSyncs(t *testing.T) {
+	t.Parallel()
+	l, path := openTestLog(t, Config{})
+	const callers = 200
+
+	start := make(chan struct{})
+	errs := make(chan error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs <- l.RequestReceived(context.Background(), testEvent(fmt.Sprintf("req-%03d", i)))
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("RequestReceived: %v", err)
+		}
+	}
+
+	// Every event is on disk before its caller returned, so no Close or Flush is needed here.
+	events, err := ReadEvents(path)
+	if err != nil {
+		t.Fatalf("ReadEvents: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, e := range events {
+		seen[e.AuditID] = true
+	}
+	if got, want := len(seen), callers; got != want {
+		t.Errorf("distinct events on disk: got %d, want %d", got, want)
+	}
+	stats := l.Stats()
+	if got, want := stats.Events, uint64(callers); got != want {
+		t.Errorf("Stats().Events: got %d, want %d", got, want)
+	}
+	if got, limit := stats.Syncs, uint64(callers/4); got > limit {
+		t.Errorf("Stats().Syncs: got %d for %d callers, want at most %d", got, callers, limit)
+	}
+	t.Logf("%d events, %d syncs", stats.Events, stats.Syncs)
+}
+
+func TestRequestReceivedFailsWhenDirectoryVanishes(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "audit")
+	path := filepath.Join(dir, "audit.log")
+	l, _ := openTestLog(t, Config{Path: path})
+	ctx := context.Background()
+	if err := l.RequestReceived(ctx, testEvent("before")); err != nil {
+		t.Fatalf("RequestReceived before failure: %v", err)
+	}
+
+	// Replace the directory by a regular file: writes to the old inode would not be on the
+	// trail, and lumberjack cannot recreate the directory.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errs := recordConcurrently(l, 50, "during")
+	for i, err := range errs {
+		var auditErr *Error
+		if !errors.As(err, &auditErr) {
+			t.Fatalf("caller %d: got %v, want an *audit.Error", i, err)
+		}
+	}
+	if l.Healthy() == nil {
+		t.Error("Healthy() = nil after failed writes, want an error")
+	}
+	if got, want := l.Stats().Failures, uint64(50); got < want {
+		t.Errorf("Stats().Failures: got %d, want at least %d", got, want)
+	}
+
+	// Once the directory can be made again, the next event succeeds and health recovers.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RequestReceived(ctx, testEvent("after")); err != nil {
+		t.Fatalf("RequestReceived after recovery: %v", err)
+	}
+	if err := l.Healthy(); err != nil {
+		t.Errorf("Healthy() after recovery: %v", err)
+	}
+	events, err := ReadEvents(path)
+	if err != nil {
+		t.Fatalf("ReadEvents: %v", err)
+	}
+	if len(events) != 1 || events[0].AuditID != "after" {
+		t.Errorf("events in recreated file: got %+v, want only %q", events, "after")
+	}
+}
+
+func TestRequestReceivedFailsWhenFileIsClosed(t *testing.T) {
+	t.Parallel()
+	f, err := os.Create(filepath.Join(t.TempDir(), "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(f, nil)
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	if err := l.RequestReceived(context.Background(), testEvent("ok")); err != nil {
+		t.Fatalf("RequestReceived on open file: %v", err)
+	}
+
+	_ = f.Close()
+	for i, err := range recordConcurrently(l, 20, "closed") {
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("caller %d: got %v, want os.ErrClosed", i, err)
+		}
+	}
+	if err := l.Healthy(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Healthy(): got %v, want os.ErrClosed", err)
+	}
+}
+
+func recordConcurrently(l *Log, n int, prefix string) []error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := testEvent(fmt.Sprintf("%s-%d", prefix, i))
+			errs[i] = l.RequestReceived(context.Background(), e)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func TestRotationBySize(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l, path := openTestLog(t, Config{Path: filepath.Join(dir, "audit.log"), MaxSizeMB: 1})
+	sink := l.sink.(*fileSink)
+	firstInode, err := sink.held.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// 300 events of about 10 KB: about three files' worth.
+	const events = 300
+	padding := strings.Repeat("x", 10_000)
+	for i := range events {
+		e := testEvent(fmt.Sprintf("rot-%03d", i))
+		e.RequestObject["serverImageDigest"] = padding
+		if err := l.RequestReceived(context.Background(), e); err != nil {
+			t.Fatalf("RequestReceived %d: %v", i, err)
+		}
+	}
+
+	files, err := filepath.Glob(filepath.Join(dir, "audit*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(files), 3; got < want {
+		t.Errorf("files after rotation: got %d (%v), want at least %d", got, files, want)
+	}
+	total := 0
+	for _, f := range files {
+		got, err := ReadEvents(f)
+		if err != nil {
+			t.Fatalf("ReadEvents(%s): %v", f, err)
+		}
+		total += len(got)
+	}
+	if total != events {
+		t.Errorf("events across rotated files: got %d, want %d", total, events)
+	}
+
+	// The descriptor used for fsync must follow the rotation to the current file.
+	held, err := sink.held.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(held, current) {
+		t.Error("sync descriptor does not name the current audit file after rotation")
+	}
+	if os.SameFile(held, firstInode) {
+		t.Error("sync descriptor still names the first file after rotation")
+	}
+}
+
+func TestCloseFlushesQueuedEvents(t *testing.T) {
+	t.Parallel()
+	l, path := openTestLog(t, Config{})
+	const events = 100
+	for i := range events {
+		if err := l.ResponseComplete(testEvent(fmt.Sprintf("done-%d", i))); err != nil {
+			t.Fatalf("ResponseComplete: %v", err)
+		}
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	got, err := ReadEvents(path)
+	if err != nil {
+		t.Fatalf("ReadEvents: %v", err)
+	}
+	if len(got) != events {
+		t.Errorf("events after Close: got %d, want %d", len(got), events)
+	}
+	if err := l.RequestReceived(context.Background(), testEvent("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("RequestReceived after Close: got %v, want ErrClosed", err)
+	}
+	if err := l.ResponseComplete(testEvent("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("ResponseComplete after Close: got %v, want ErrClosed", err)
+	}
+	if err := l.Healthy(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Healthy after Close: got %v, want ErrClosed", err)
+	}
+}
+
+func TestFlushWaitsForResponseComplete(t *testing.T) {
+	t.Parallel()
+	l, path := openTestLog(t, Config{})
+	e := testEvent("flush")
+	e.RequestReceivedTimestamp = time.Now().Add(-1500 * time.Millisecond)
+	if err := l.ResponseComplete(e); err != nil {
+		t.Fatalf("ResponseComplete: %v", err)
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	got, err := ReadEvents(path)
+	if err != nil {
+		t.Fatalf("ReadEvents: %v", err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("events after Flush: got %d, want 1", len(got))
+	}
+	if got[0].Stage != StageResponseComplete {
+		t.Errorf("stage: got %q, want %q", got[0].Stage, StageResponseComplete)
+	}
+	if got[0].LatencySeconds < 1.5 || got[0].LatencySeconds > 60 {
+		t.Errorf("latencySeconds: got %v, want about 1.5", got[0].LatencySeconds)
+	}
+}
+
+func TestRequestReceivedHonoursContext(t *testing.T) {
+	t.Parallel()
+	l, _ := openTestLog(t, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The event may or may not win the race with the cancelled context; either answer is
+	// legal, but a cancelled wait must come back as an *Error the handler maps to 503.
+	err := l.RequestReceived(ctx, testEvent("cancelled"))
+	var auditErr *Error
+	if err != nil && (!errors.As(err, &auditErr) || !errors.Is(err, context.Canceled)) {
+		t.Errorf("RequestReceived with cancelled context: got %v, want nil or a cancelled *Error", err)
+	}
+}
+
+func TestEventTooLargeIsRefusedAlone(t *testing.T) {
+	t.Parallel()
+	l, _ := openTestLog(t, Config{})
+	e := testEvent("huge")
+	e.RequestObject["displayName"] = strings.Repeat("y", maxEventBytes)
+	if err := l.RequestReceived(context.Background(), e); !errors.Is(err, ErrEventTooLarge) {
+		t.Errorf("RequestReceived of a huge event: got %v, want ErrEventTooLarge", err)
+	}
+	if err := l.Healthy(); err != nil {
+		t.Errorf("Healthy after a refused event: got %v, want nil", err)
+	}
+}
+
+func TestStreamSinkToleratesUnsyncablePipe(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	l := New(&streamSink{file: w}, nil)
+	done := make(chan []Event)
+	go func() {
+		events, _ := DecodeEvents(r)
+		done <- events
+	}()
+
+	if err := l.RequestReceived(context.Background(), testEvent("piped")); err != nil {
+		t.Fatalf("RequestReceived on a pipe: %v", err)
+	}
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	_ = w.Close()
+	events := <-done
+	if len(events) != 1 || events[0].AuditID != "piped" {
+		t.Errorf("events read from pipe: got %+v, want one %q", events, "piped")
+	}
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	blocker := filepath.Join(t.TempDir(), "not-a-directory")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"empty path", Config{}, "path is empty"},
+		{"negative sizes", Config{Path: "x", MaxSizeMB: -1, MaxBackups: -2},
+			"max size (MB) is -1: must be 0 or more; audit log max backups is -2"},
+		{"parent is a file", Config{Path: filepath.Join(blocker, "audit.log")}, "not a directory"},
+		{"stdout", Config{Path: StdoutPath}, ""},
+		{"file", Config{Path: filepath.Join(t.TempDir(), "a", "b", "audit.log")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l, err := Open(tt.cfg, nil)
+			if err == nil {
+				defer l.Close(context.Background())
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Open: got %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Open: got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

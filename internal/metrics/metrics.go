@@ -1,0 +1,244 @@
+// Package metrics defines every Prometheus collector the gateway exports and registers them on
+// a Registerer handed in, so tests and the admin listener each use a registry of their own.
+package metrics
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const namespace = "tunnelgateway"
+
+// Label values with a fixed meaning.
+const (
+	// UpstreamCodeError is the upstream code label when Graph gave no HTTP answer.
+	UpstreamCodeError = "error"
+	// FieldUnknown is the field label for any pointer outside the known properties.
+	FieldUnknown = "unknown"
+	// FieldRoot is the field label for rules on the whole body (required, type of the body).
+	FieldRoot = "(root)"
+)
+
+// Token acquisition results, the values of the result label.
+const (
+	TokenResultSuccess = "success"
+	TokenResultError   = "error"
+)
+
+// Metrics holds the gateway's collectors. Handlers use the fields directly; route labels are
+// route templates (as gin's FullPath gives them), never raw paths or ids.
+type Metrics struct {
+	// Requests counts answered requests by route, method and status code.
+	Requests *prometheus.CounterVec
+	// RequestDuration observes time to answer, by route and method.
+	RequestDuration *prometheus.HistogramVec
+	// RequestsInFlight is the number of requests being served.
+	RequestsInFlight prometheus.Gauge
+
+	// UpstreamRequests counts calls to Graph by operation and status code, or
+	// UpstreamCodeError when no answer came. Each attempt counts, retries included.
+	UpstreamRequests *prometheus.CounterVec
+	// UpstreamRequestDuration observes each attempt's duration by operation.
+	UpstreamRequestDuration *prometheus.HistogramVec
+	// UpstreamRetries counts retried attempts by operation.
+	UpstreamRetries *prometheus.CounterVec
+	// UpstreamThrottled counts 429 answers from Graph.
+	UpstreamThrottled prometheus.Counter
+	// ThrottledResponses counts 429 answers the gateway sent its callers, by route.
+	ThrottledResponses *prometheus.CounterVec
+
+	// TokenAcquisitions counts app-only token requests by result (TokenResultSuccess,
+	// TokenResultError).
+	TokenAcquisitions *prometheus.CounterVec
+	// TokenRemainingLifetime is the seconds until the current token expires.
+	TokenRemainingLifetime prometheus.Gauge
+
+	// ValidationFailures counts refused bodies by field and rule. Use ValidationFailure, which
+	// bounds the field label.
+	ValidationFailures *prometheus.CounterVec
+	// CallerDenials counts requests refused by authentication or policy, by reason. The reason
+	// must come from a fixed set in the caller and policy packages, never from input.
+	CallerDenials *prometheus.CounterVec
+	// WriteBudgetWait observes how long a PATCH waited for the shared write budget.
+	WriteBudgetWait prometheus.Histogram
+
+	// AuditEvents counts audit events written and synced, by stage.
+	AuditEvents *prometheus.CounterVec
+	// AuditFailures counts audit events that could not be written or synced.
+	AuditFailures prometheus.Counter
+	// AuditSyncs counts fsyncs of the audit sink; with group commit it is far below events.
+	AuditSyncs prometheus.Counter
+	// AuditSyncDuration observes each fsync of the audit sink.
+	AuditSyncDuration prometheus.Histogram
+}
+
+// Buckets, in seconds, sized for each kind of wait.
+var (
+	requestBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	syncBuckets    = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}
+	waitBuckets    = []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+)
+
+// New creates every collector and registers it on reg, together with the Go runtime and
+// process collectors. Go and process collectors already on reg (as on
+// prometheus.DefaultRegisterer) are left as they are; any other registration conflict is a
+// programming error and panics, as prometheus.MustRegister does.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "requests_total",
+			Help: "Requests answered, by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "request_duration_seconds",
+			Help:    "Time to answer a request, by route template and method.",
+			Buckets: requestBuckets,
+		}, []string{"route", "method"}),
+		RequestsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "requests_in_flight",
+			Help: "Requests being served.",
+		}),
+
+		UpstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "upstream_requests_total",
+			Help: "Attempts sent to Microsoft Graph, by operation and status code " +
+				`("error" when no answer came).`,
+		}, []string{"operation", "code"}),
+		UpstreamRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "upstream_request_duration_seconds",
+			Help:    "Duration of each attempt sent to Microsoft Graph, by operation.",
+			Buckets: requestBuckets,
+		}, []string{"operation"}),
+		UpstreamRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "upstream_retries_total",
+			Help: "Attempts to Microsoft Graph that were retries, by operation.",
+		}, []string{"operation"}),
+		UpstreamThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "upstream_throttled_total",
+			Help: "429 Too Many Requests answers received from Microsoft Graph.",
+		}),
+		ThrottledResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "throttled_responses_total",
+			Help: "429 Too Many Requests answers sent to callers, by route template.",
+		}, []string{"route"}),
+
+		TokenAcquisitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "token_acquisitions_total",
+			Help: "App-only token acquisitions from Entra ID, by result.",
+		}, []string{"result"}),
+		TokenRemainingLifetime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "token_remaining_lifetime_seconds",
+			Help: "Seconds until the current app-only token expires.",
+		}),
+
+		ValidationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "validation_failures_total",
+			Help: "Request bodies refused by validation, by field (JSON pointer) and rule.",
+		}, []string{"field", "rule"}),
+		CallerDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "caller_denials_total",
+			Help: "Requests refused by caller authentication or policy, by reason.",
+		}, []string{"reason"}),
+		WriteBudgetWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "write_budget_wait_seconds",
+			Help:    "Time a PATCH waited for the shared write budget.",
+			Buckets: waitBuckets,
+		}),
+
+		AuditEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_events_total",
+			Help: "Audit events written and synced, by stage.",
+		}, []string{"stage"}),
+		AuditFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_failures_total",
+			Help: "Audit events that could not be written or synced.",
+		}),
+		AuditSyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: namespace, Name: "audit_syncs_total",
+			Help: "Syncs of the audit sink; many events share one sync.",
+		}),
+		AuditSyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "audit_sync_duration_seconds",
+			Help:    "Duration of each sync of the audit sink.",
+			Buckets: syncBuckets,
+		}),
+	}
+
+	reg.MustRegister(
+		m.Requests, m.RequestDuration, m.RequestsInFlight,
+		m.UpstreamRequests, m.UpstreamRequestDuration, m.UpstreamRetries,
+		m.UpstreamThrottled, m.ThrottledResponses,
+		m.TokenAcquisitions, m.TokenRemainingLifetime,
+		m.ValidationFailures, m.CallerDenials, m.WriteBudgetWait,
+		m.AuditEvents, m.AuditFailures, m.AuditSyncs, m.AuditSyncDuration,
+	)
+	registerRuntime(reg)
+	return m
+}
+
+// registerRuntime adds the Go and process collectors unless reg already has them.
+func registerRuntime(reg prometheus.Registerer) {
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		var already prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &already) {
+			panic(err)
+		}
+	}
+}
+
+// ValidationFailure counts one refused body, with the field label bounded by FieldLabel.
+func (m *Metrics) ValidationFailure(pointer, rule string) {
+	m.ValidationFailures.WithLabelValues(FieldLabel(pointer), rule).Inc()
+}
+
+// AuditEventsWritten, AuditEventsFailed and AuditSynced make *Metrics an audit.Observer.
+
+// AuditEventsWritten counts events the audit log wrote and synced.
+func (m *Metrics) AuditEventsWritten(stage string, count int) {
+	m.AuditEvents.WithLabelValues(stage).Add(float64(count))
+}
+
+// AuditEventsFailed counts events the audit log could not record.
+func (m *Metrics) AuditEventsFailed(count int) { m.AuditFailures.Add(float64(count)) }
+
+// AuditSynced records one sync of the audit sink.
+func (m *Metrics) AuditSynced(duration time.Duration) {
+	m.AuditSyncs.Inc()
+	m.AuditSyncDuration.Observe(duration.Seconds())
+}
+
+// knownFields are the top-level properties a PATCH body may carry, from the Graph page's
+// property table, plus the OData type annotation its example sends.
+var knownFields = map[string]bool{
+	"id":                       true,
+	"displayName":              true,
+	"tunnelServerHealthStatus": true,
+	"lastCheckinDateTime":      true,
+	"agentImageDigest":         true,
+	"serverImageDigest":        true,
+	"@odata.type":              true,
+}
+
+// FieldLabel turns a JSON pointer from a validation error into a label value from a closed
+// set, so callers cannot create series by sending made-up property names: the root ("") is
+// FieldRoot, a known property (or anything below it) is "/property", all else FieldUnknown.
+func FieldLabel(pointer string) string {
+	if pointer == "" {
+		return FieldRoot
+	}
+	if !strings.HasPrefix(pointer, "/") {
+		return FieldUnknown
+	}
+	property, _, _ := strings.Cut(pointer[1:], "/")
+	if !knownFields[property] {
+		return FieldUnknown
+	}
+	return "/" + property
+}

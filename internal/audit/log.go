@@ -34,12 +34,13 @@ func (e *Error) Error() string { return fmt.Sprintf("audit: record %s event: %v"
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Observer receives the log's measurements; *metrics.Metrics implements it, so this package
-// need not import the metrics package. Calls come from the single writer goroutine.
+// Observer receives the log's measurements; metrics.AuditObserver implements it, so this
+// package need not import the metrics package. Methods must be safe for concurrent use.
 type Observer interface {
 	// AuditEventsWritten counts events written and synced, by stage.
 	AuditEventsWritten(stage string, count int)
-	// AuditEventsFailed counts events that could not be written or synced.
+	// AuditEventsFailed counts events that could not be recorded: refused when queued (log
+	// closed, event too large) or lost with a batch whose write or sync failed.
 	AuditEventsFailed(count int)
 	// AuditSynced records one fsync (or sync attempt) and how long it took.
 	AuditSynced(duration time.Duration)
@@ -55,7 +56,7 @@ func WithObserver(o Observer) Option { return func(l *Log) { l.observer = o } }
 type Stats struct {
 	// Events is the number of events written and synced.
 	Events uint64
-	// Failures is the number of events that could not be written or synced.
+	// Failures is the number of events that could not be recorded (see Observer).
 	Failures uint64
 	// Syncs is the number of sync calls made on the sink; with group commit it grows with
 	// batches, not with events.
@@ -213,7 +214,23 @@ func (l *Log) Close(ctx context.Context) error {
 	}
 }
 
+// enqueue encodes e in the caller's goroutine and queues it. A refusal counts as a failure.
 func (l *Log) enqueue(e *Event, wait bool) (*pending, error) {
+	p, err := l.prepare(e, wait)
+	if err == nil {
+		err = l.push(p)
+	}
+	if err != nil {
+		l.failures.Add(1)
+		if l.observer != nil {
+			l.observer.AuditEventsFailed(1)
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func (l *Log) prepare(e *Event, wait bool) (*pending, error) {
 	line, err := encode(e)
 	if err != nil {
 		return nil, err
@@ -225,7 +242,7 @@ func (l *Log) enqueue(e *Event, wait bool) (*pending, error) {
 	if wait {
 		p.result = make(chan error, 1)
 	}
-	return p, l.push(p)
+	return p, nil
 }
 
 func (l *Log) push(p *pending) error {

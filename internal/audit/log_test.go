@@ -253,7 +253,8 @@ func TestCloseFlushesQueuedEvents(t *testing.T) {
 	if len(got) != events {
 		t.Errorf("events after Close: got %d, want %d", len(got), events)
 	}
-	if err := l.RequestReceived(context.Background(), testEvent("late")); !errors.Is(err, ErrClosed) {
+	err = l.RequestReceived(context.Background(), testEvent("late"))
+	if !errors.Is(err, ErrClosed) {
 		t.Errorf("RequestReceived after Close: got %v, want ErrClosed", err)
 	}
 	if err := l.ResponseComplete(testEvent("late")); !errors.Is(err, ErrClosed) {
@@ -300,7 +301,8 @@ func TestRequestReceivedHonoursContext(t *testing.T) {
 	err := l.RequestReceived(ctx, testEvent("cancelled"))
 	var auditErr *Error
 	if err != nil && (!errors.As(err, &auditErr) || !errors.Is(err, context.Canceled)) {
-		t.Errorf("RequestReceived with cancelled context: got %v, want nil or a cancelled *Error", err)
+		t.Errorf("RequestReceived with cancelled context: got %v, want nil or a cancelled *Error",
+			err)
 	}
 }
 
@@ -314,6 +316,9 @@ func TestEventTooLargeIsRefusedAlone(t *testing.T) {
 	}
 	if err := l.Healthy(); err != nil {
 		t.Errorf("Healthy after a refused event: got %v, want nil", err)
+	}
+	if got, want := l.Stats().Failures, uint64(1); got != want {
+		t.Errorf("Stats().Failures: got %d, want %d", got, want)
 	}
 }
 
@@ -376,5 +381,36 @@ func TestOpen(t *testing.T) {
 				t.Errorf("Open: got %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestRotationPrunesBackups(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := Config{Path: filepath.Join(dir, "audit.log"), MaxSizeMB: 1, MaxBackups: 1}
+	l, _ := openTestLog(t, cfg)
+	padding := strings.Repeat("z", 50_000)
+	for i := range 80 { // about 4 MB: three or four rotations
+		e := testEvent(fmt.Sprintf("prune-%d", i))
+		e.RequestObject["agentImageDigest"] = padding
+		if err := l.RequestReceived(context.Background(), e); err != nil {
+			t.Fatalf("RequestReceived %d: %v", i, err)
+		}
+	}
+
+	// lumberjack prunes in a goroutine of its own after each rotation.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		files, err := filepath.Glob(filepath.Join(dir, "audit*.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("files: got %v, want the current file and one backup", files)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -4,6 +4,8 @@ package metrics
 
 import (
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +38,8 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// RequestDuration observes time to answer, by route and method.
 	RequestDuration *prometheus.HistogramVec
-	// RequestsInFlight is the number of requests being served.
-	RequestsInFlight prometheus.Gauge
+	// InFlight is the number of requests being served.
+	InFlight prometheus.Gauge
 
 	// UpstreamRequests counts calls to Graph by operation and status code, or
 	// UpstreamCodeError when no answer came. Each attempt counts, retries included.
@@ -57,7 +59,7 @@ type Metrics struct {
 	// TokenRemainingLifetime is the seconds until the current token expires.
 	TokenRemainingLifetime prometheus.Gauge
 
-	// ValidationFailures counts refused bodies by field and rule. Use ValidationFailure, which
+	// ValidationFailures counts refused bodies by field and rule. Use ValidationFailed, which
 	// bounds the field label.
 	ValidationFailures *prometheus.CounterVec
 	// CallerDenials counts requests refused by authentication or policy, by reason. The reason
@@ -98,7 +100,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to answer a request, by route template and method.",
 			Buckets: requestBuckets,
 		}, []string{"route", "method"}),
-		RequestsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "requests_in_flight",
 			Help: "Requests being served.",
 		}),
@@ -169,7 +171,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 
 	reg.MustRegister(
-		m.Requests, m.RequestDuration, m.RequestsInFlight,
+		m.Requests, m.RequestDuration, m.InFlight,
 		m.UpstreamRequests, m.UpstreamRequestDuration, m.UpstreamRetries,
 		m.UpstreamThrottled, m.ThrottledResponses,
 		m.TokenAcquisitions, m.TokenRemainingLifetime,
@@ -193,25 +195,81 @@ func registerRuntime(reg prometheus.Registerer) {
 	}
 }
 
-// ValidationFailure counts one refused body, with the field label bounded by FieldLabel.
-func (m *Metrics) ValidationFailure(pointer, rule string) {
+// ObserveRequest records one answered request: its count, its duration and, for a 429, the
+// throttled response. route must be the route template.
+func (m *Metrics) ObserveRequest(route, method string, status int, elapsed time.Duration) {
+	m.Requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.RequestDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+	if status == http.StatusTooManyRequests {
+		m.ThrottledResponses.WithLabelValues(route).Inc()
+	}
+}
+
+// ValidationFailed counts one refused body, with the field label bounded by FieldLabel. rule
+// must come from the validation package's fixed set of rule names.
+func (m *Metrics) ValidationFailed(pointer, rule string) {
 	m.ValidationFailures.WithLabelValues(FieldLabel(pointer), rule).Inc()
 }
 
-// AuditEventsWritten, AuditEventsFailed and AuditSynced make *Metrics an audit.Observer.
+// CallerDenied counts one request refused by authentication or policy. reason must come from
+// a fixed set, never from input.
+func (m *Metrics) CallerDenied(reason string) { m.CallerDenials.WithLabelValues(reason).Inc() }
+
+// TokenAcquired records one token acquisition; on success, remaining is the new token's
+// lifetime. A failure leaves the lifetime gauge alone: the previous token may still be valid.
+func (m *Metrics) TokenAcquired(ok bool, remaining time.Duration) {
+	if !ok {
+		m.TokenAcquisitions.WithLabelValues(TokenResultError).Inc()
+		return
+	}
+	m.TokenAcquisitions.WithLabelValues(TokenResultSuccess).Inc()
+	m.TokenRemainingLifetime.Set(remaining.Seconds())
+}
+
+// AuditObserver feeds the audit log's measurements into Metrics. It satisfies audit.Observer
+// without this package importing audit.
+type AuditObserver struct{ m *Metrics }
+
+// AuditObserver returns the observer to pass to audit.WithObserver.
+func (m *Metrics) AuditObserver() AuditObserver { return AuditObserver{m} }
 
 // AuditEventsWritten counts events the audit log wrote and synced.
-func (m *Metrics) AuditEventsWritten(stage string, count int) {
-	m.AuditEvents.WithLabelValues(stage).Add(float64(count))
+func (o AuditObserver) AuditEventsWritten(stage string, count int) {
+	o.m.AuditEvents.WithLabelValues(stage).Add(float64(count))
 }
 
 // AuditEventsFailed counts events the audit log could not record.
-func (m *Metrics) AuditEventsFailed(count int) { m.AuditFailures.Add(float64(count)) }
+func (o AuditObserver) AuditEventsFailed(count int) { o.m.AuditFailures.Add(float64(count)) }
 
 // AuditSynced records one sync of the audit sink.
-func (m *Metrics) AuditSynced(duration time.Duration) {
-	m.AuditSyncs.Inc()
-	m.AuditSyncDuration.Observe(duration.Seconds())
+func (o AuditObserver) AuditSynced(duration time.Duration) {
+	o.m.AuditSyncs.Inc()
+	o.m.AuditSyncDuration.Observe(duration.Seconds())
+}
+
+// UpstreamObserver feeds the Graph client's attempts and retries into Metrics. It satisfies
+// graphclient.Observer without this package importing graphclient.
+type UpstreamObserver struct{ m *Metrics }
+
+// UpstreamObserver returns the observer to set as the Graph client's Observer.
+func (m *Metrics) UpstreamObserver() UpstreamObserver { return UpstreamObserver{m} }
+
+// Attempt records one try sent to Graph; status is 0 when no answer came.
+func (o UpstreamObserver) Attempt(operation string, status int, d time.Duration) {
+	code := UpstreamCodeError
+	if status != 0 {
+		code = strconv.Itoa(status)
+	}
+	o.m.UpstreamRequests.WithLabelValues(operation, code).Inc()
+	o.m.UpstreamRequestDuration.WithLabelValues(operation).Observe(d.Seconds())
+	if status == http.StatusTooManyRequests {
+		o.m.UpstreamThrottled.Inc()
+	}
+}
+
+// Retry counts one retried attempt.
+func (o UpstreamObserver) Retry(operation string) {
+	o.m.UpstreamRetries.WithLabelValues(operation).Inc()
 }
 
 // knownFields are the top-level properties a PATCH body may carry, from the Graph page's

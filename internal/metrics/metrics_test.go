@@ -23,32 +23,33 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 
-// *metrics.Metrics feeds the audit log's measurements without either package importing the
+// AuditObserver feeds the audit log's measurements without either package importing the
 // other at run time.
-var _ audit.Observer = (*metrics.Metrics)(nil)
+var _ audit.Observer = metrics.AuditObserver{}
 
 const patchRoute = "/deviceManagement/microsoftTunnelSites/:siteId/" +
 	"microsoftTunnelServers/:serverId"
 
-// exercise touches every collector once with fixed values.
+// exercise touches every collector once with fixed values, through the helpers where the
+// gateway uses them.
 func exercise(m *metrics.Metrics) {
-	m.Requests.WithLabelValues(patchRoute, "PATCH", "200").Inc()
-	m.RequestDuration.WithLabelValues(patchRoute, "PATCH").Observe(0.042)
-	m.RequestsInFlight.Set(3)
-	m.UpstreamRequests.WithLabelValues("patch_tunnel_server", "204").Inc()
-	m.UpstreamRequests.WithLabelValues("patch_tunnel_server", metrics.UpstreamCodeError).Inc()
-	m.UpstreamRequestDuration.WithLabelValues("patch_tunnel_server").Observe(0.3)
-	m.UpstreamRetries.WithLabelValues("patch_tunnel_server").Inc()
-	m.UpstreamThrottled.Inc()
-	m.ThrottledResponses.WithLabelValues(patchRoute).Inc()
-	m.TokenAcquisitions.WithLabelValues(metrics.TokenResultSuccess).Inc()
-	m.TokenRemainingLifetime.Set(3599)
-	m.ValidationFailure("/displayName", "max_length")
-	m.CallerDenials.WithLabelValues("property_not_granted").Inc()
+	m.ObserveRequest(patchRoute, "PATCH", 200, 250*time.Millisecond)
+	m.ObserveRequest(patchRoute, "PATCH", 429, 125*time.Millisecond)
+	m.InFlight.Set(3)
+	upstream := m.UpstreamObserver()
+	upstream.Attempt("patch_tunnel_server", 429, 100*time.Millisecond)
+	upstream.Retry("patch_tunnel_server")
+	upstream.Attempt("patch_tunnel_server", 204, 300*time.Millisecond)
+	upstream.Attempt("patch_tunnel_server", 0, 30*time.Second)
+	m.TokenAcquired(true, 3599*time.Second)
+	m.TokenAcquired(false, 0)
+	m.ValidationFailed("/displayName", "max_length")
+	m.CallerDenied("property_not_granted")
 	m.WriteBudgetWait.Observe(0.02)
-	m.AuditEventsWritten(string(audit.StageRequestReceived), 2)
-	m.AuditEventsFailed(1)
-	m.AuditSynced(700 * time.Microsecond)
+	auditObserver := m.AuditObserver()
+	auditObserver.AuditEventsWritten(string(audit.StageRequestReceived), 2)
+	auditObserver.AuditEventsFailed(1)
+	auditObserver.AuditSynced(700 * time.Microsecond)
 }
 
 func TestGolden(t *testing.T) {
@@ -140,7 +141,7 @@ func TestNewOnRegistryWithRuntimeCollectors(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
 	m := metrics.New(reg)
-	m.RequestsInFlight.Inc()
+	m.InFlight.Inc()
 	if _, err := reg.Gather(); err != nil {
 		t.Errorf("Gather: %v", err)
 	}
@@ -177,13 +178,13 @@ func TestValidationFailureBoundsCardinality(t *testing.T) {
 	t.Parallel()
 	m := metrics.New(prometheus.NewRegistry())
 	for _, p := range []string{"/a", "/b", "/c", "/displayName", "/displayName"} {
-		m.ValidationFailure(p, "additional_properties")
+		m.ValidationFailed(p, "unknown_property")
 	}
 	if got, want := testutil.CollectAndCount(m.ValidationFailures), 2; got != want {
 		t.Errorf("validation failure series: got %d, want %d", got, want)
 	}
 	got := testutil.ToFloat64(m.ValidationFailures.WithLabelValues(metrics.FieldUnknown,
-		"additional_properties"))
+		"unknown_property"))
 	if got != 3 {
 		t.Errorf("unknown field count: got %v, want 3", got)
 	}
@@ -198,7 +199,7 @@ func TestAuditObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := audit.New(f, nil, audit.WithObserver(m))
+	l := audit.New(f, nil, audit.WithObserver(m.AuditObserver()))
 	defer l.Close(context.Background())
 	ctx := context.Background()
 

@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -109,7 +110,9 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads durations as strings.
 func (f *Faults) UnmarshalJSON(data []byte) error {
 	var doc faultsJSON
-	if err := json.Unmarshal(data, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
 		return err
 	}
 	latency, err := parseOptionalDuration(doc.Latency)

@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,7 +74,9 @@ func (l Limits) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the window as a duration string.
 func (l *Limits) UnmarshalJSON(data []byte) error {
 	var doc limitsJSON
-	if err := json.Unmarshal(data, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
 		return err
 	}
 	window, err := parseOptionalDuration(doc.Window)

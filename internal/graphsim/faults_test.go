@@ -1,0 +1,174 @@
+package graphsim
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestFaultSequence(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Faults: Faults{
+		Sequence: []string{"503", "ok", "500", "502", "504", "applied-500"},
+		Methods:  []string{"PATCH"},
+	}})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	var got []int
+	for i := range 7 {
+		resp, body := graphRequest(t, sim, http.MethodPatch, serverPath(DefaultSiteID, ExampleServerID),
+			tok, []byte(`{"displayName":"attempt `+itoa(i)+`"}`), nil)
+		got = append(got, resp.StatusCode)
+		if resp.StatusCode >= 500 {
+			graphErrorOf(t, body)
+		}
+		// GETs are outside Methods: they neither fail nor consume the sequence.
+		if resp, _ := graphRequest(t, sim, http.MethodGet, serverPath(DefaultSiteID, ExampleServerID),
+			tok, nil, nil); resp.StatusCode != 200 {
+			t.Errorf("GET between PATCHes: got %d, want 200", resp.StatusCode)
+		}
+	}
+	want := []int{503, 200, 500, 502, 504, 500, 200}
+	if !equalInts(got, want) {
+		t.Errorf("statuses: got %v, want %v", got, want)
+	}
+	// attempt 5 was applied although it answered 500; attempt 6 then overwrote it.
+	c := sim.Counters()
+	if c.PatchesApplied != 3 || c.FaultsInjected != 5 {
+		t.Errorf("counters: got applied=%d faults=%d, want 3 and 5", c.PatchesApplied, c.FaultsInjected)
+	}
+}
+
+func TestAppliedButFailed(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Faults: Faults{AppliedErrorRate: 1}})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	resp, body := graphRequest(t, sim, http.MethodPatch, serverPath(DefaultSiteID, ExampleServerID),
+		tok, []byte(`{"displayName":"applied anyway"}`), nil)
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status: got %d, want 500: %s", resp.StatusCode, body)
+	}
+	if got, _ := sim.Server(DefaultSiteID, ExampleServerID); got["displayName"] != "applied anyway" {
+		t.Errorf("stored displayName: got %v, want the applied value", got["displayName"])
+	}
+}
+
+func TestFaultRates(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		faults     Faults
+		wantStatus int
+	}{
+		{"error rate default status", Faults{ErrorRate: 1}, 503},
+		{"error rate chosen status", Faults{ErrorRate: 1, ErrorStatus: 502}, 502},
+		{"zero rates", Faults{}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, Options{Faults: tt.faults})
+			tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+			for range 5 {
+				resp, _ := graphRequest(t, sim, http.MethodGet,
+					serverPath(DefaultSiteID, ExampleServerID), tok, nil, nil)
+				if resp.StatusCode != tt.wantStatus {
+					t.Fatalf("status: got %d, want %d", resp.StatusCode, tt.wantStatus)
+				}
+			}
+		})
+	}
+}
+
+func TestConnectionReset(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Faults: Faults{Sequence: []string{"reset"}}})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	// PATCH, because Go's transport retries an idempotent request on a reused connection.
+	req, _ := http.NewRequest(http.MethodPatch, sim.GraphBaseURL()+serverPath(DefaultSiteID,
+		ExampleServerID), strings.NewReader(`{"displayName":"never answered"}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := sim.Client().Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("got status %d, want a connection error", resp.StatusCode)
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Logf("error is not ECONNRESET (acceptable, platform dependent): %v", err)
+	}
+	if got := sim.Counters().Count(http.MethodPatch, RouteServer, 0); got != 1 {
+		t.Errorf("reset requests counted with status 0: got %d, want 1", got)
+	}
+}
+
+func TestStallAndLatency(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Faults: Faults{Sequence: []string{"stall"}, StallFor: time.Minute}})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	get := func(timeout time.Duration) (int, time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet,
+			sim.GraphBaseURL()+serverPath(DefaultSiteID, ExampleServerID), nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		start := time.Now()
+		resp, err := sim.Client().Do(req)
+		if err != nil {
+			return 0, time.Since(start), err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start), nil
+	}
+	if _, elapsed, err := get(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled request: got err %v after %s, want the client's deadline", err, elapsed)
+	}
+
+	if err := sim.SetFaults(Faults{Latency: 200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	status, elapsed, err := get(5 * time.Second)
+	if err != nil || status != 200 || elapsed < 200*time.Millisecond {
+		t.Errorf("with latency: got %d after %s (%v), want 200 after at least 200ms",
+			status, elapsed, err)
+	}
+}
+
+func TestStallEndsWithGatewayTimeout(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Faults: Faults{StallRate: 1, StallFor: 100 * time.Millisecond}})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	resp, body := graphRequest(t, sim, http.MethodGet, serverPath(DefaultSiteID, ExampleServerID),
+		tok, nil, nil)
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("status: got %d, want 504: %s", resp.StatusCode, body)
+	}
+}
+
+func TestFaultsValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		faults Faults
+	}{
+		{"rate above one", Faults{ErrorRate: 1.5}},
+		{"negative rate", Faults{ResetRate: -0.1}},
+		{"bad status", Faults{ErrorStatus: 418}},
+		{"bad sequence entry", Faults{Sequence: []string{"ok", "teapot"}}},
+		{"negative latency", Faults{Latency: -time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := tt.faults.validate(); err == nil {
+				t.Errorf("validate(%+v): got nil, want an error", tt.faults)
+			}
+			if _, err := Start(Options{Faults: tt.faults}); err == nil {
+				t.Errorf("Start with %+v: got nil error", tt.faults)
+			}
+		})
+	}
+}

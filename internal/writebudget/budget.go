@@ -1,0 +1,301 @@
+// Package writebudget paces writes to Microsoft Graph so they stay within its throttling limits,
+// turning a burst into a queue that drains as fast as the limit allows, in one process or shared
+// by every replica through Redis.
+package writebudget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxLimit bounds Limit so the record of recent writes stays small in memory and in Redis.
+const maxLimit = 1_000_000
+
+// minDefaultMargin is the least default Margin: below it, goroutine scheduling alone can bring
+// two writes a window apart here closer together at Graph.
+const minDefaultMargin = 50 * time.Millisecond
+
+// Config describes one write budget. The zero value of every field but RedisClient and Key
+// takes its default.
+type Config struct {
+	// Limit is the most writes any span of Window may hold. Default 100, Graph's limit for one
+	// app on the Microsoft Tunnel endpoints.
+	Limit int
+	// Window is the span Limit applies to. Default 20s.
+	Window time.Duration
+	// Margin is added to Window when pacing, to absorb the jitter between a slot granted here
+	// and the write's arrival at Graph, which scheduling and the network add whatever the
+	// window. Default Window/100, at least 50ms.
+	Margin time.Duration
+	// MaxQueue is how many writes may wait at once in this process before more are refused.
+	// Default 1000.
+	MaxQueue int
+	// RedisClient, when set, keeps the budget in Redis so that every replica shares it.
+	// Nil keeps the budget in this process.
+	RedisClient redis.UniversalClient
+	// Key names the budget in Redis; every replica sharing the budget uses the same Key, for
+	// example "tunnelgateway:writes:<tenant>:<client>". Required with RedisClient.
+	Key string
+}
+
+// store holds the state of a budget: the recent writes and any penalty.
+type store interface {
+	// take records a write now if the budget has room; otherwise it says how long until the
+	// next slot.
+	take(ctx context.Context) (granted bool, delay time.Duration, err error)
+	// peek says how long until the slot of a write with ahead writes queued before it.
+	peek(ctx context.Context, ahead int) (time.Duration, error)
+	// penalize holds every write for d.
+	penalize(ctx context.Context, d time.Duration) error
+}
+
+// Budget grants write slots in arrival order within the limit. It is safe for concurrent use.
+type Budget struct {
+	store    store
+	maxQueue int
+	jitter   time.Duration // upper bound of the random pause added before polling Redis again
+
+	// turn admits one waiter at a time to take slots; blocked senders queue in arrival order.
+	turn chan struct{}
+
+	mu     sync.Mutex
+	queued int
+
+	granted   atomic.Uint64
+	throttled atomic.Uint64
+}
+
+// Stats is a snapshot of a budget for metrics.
+type Stats struct {
+	Queued    int    // writes waiting for a slot now
+	Granted   uint64 // slots granted since New
+	Throttled uint64 // writes refused with ThrottledError since New
+}
+
+// New checks cfg, fills in its defaults and returns a budget. It reports every problem of cfg
+// at once.
+func New(cfg Config) (*Budget, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+
+	b := &Budget{maxQueue: cfg.MaxQueue, turn: make(chan struct{}, 1)}
+	paced := cfg.Window + cfg.Margin
+	if cfg.RedisClient == nil {
+		b.store = newLocalStore(cfg.Limit, paced)
+		return b, nil
+	}
+	b.store = newRedisStore(cfg.RedisClient, cfg.Key, cfg.Limit, paced)
+	b.jitter = time.Millisecond
+	return b, nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Limit == 0 {
+		c.Limit = 100
+	}
+	if c.Window == 0 {
+		c.Window = 20 * time.Second
+	}
+	if c.Margin == 0 {
+		c.Margin = max(c.Window/100, minDefaultMargin)
+	}
+	if c.MaxQueue == 0 {
+		c.MaxQueue = 1000
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var problems []error
+	if c.Limit < 1 || c.Limit > maxLimit {
+		problems = append(problems,
+			fmt.Errorf("write budget Limit %d: must be between 1 and %d", c.Limit, maxLimit))
+	}
+	if c.Window < time.Millisecond {
+		problems = append(problems,
+			fmt.Errorf("write budget Window %s: must be at least 1ms", c.Window))
+	}
+	if c.Margin < 0 {
+		problems = append(problems,
+			fmt.Errorf("write budget Margin %s: must not be negative", c.Margin))
+	}
+	if c.MaxQueue < 0 {
+		problems = append(problems,
+			fmt.Errorf("write budget MaxQueue %d: must not be negative", c.MaxQueue))
+	}
+	if c.RedisClient != nil && c.Key == "" {
+		problems = append(problems,
+			errors.New("write budget Key \"\": must be set when RedisClient is"))
+	}
+	return errors.Join(problems...)
+}
+
+// Wait blocks until the write may go to Graph or ctx ends. ctx's deadline is taken as the
+// latest moment the write may start, so callers leave room for the write itself.
+//
+// It returns a *ThrottledError at once when MaxQueue writes already wait or when the slot lies
+// past the deadline, a *UnavailableError when Redis cannot be reached, and ctx's error, wrapped,
+// when the caller goes away. A waiter that gives up leaves its place to the writes behind it.
+func (b *Budget) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wait for write budget: %w", err)
+	}
+
+	// Join the queue, or learn when a slot would be free if it is full.
+	ahead, ok := b.join()
+	if !ok {
+		return b.refuse(ctx, ReasonQueueFull, ahead)
+	}
+	defer b.leave()
+
+	// Fail fast when the writes ahead take every slot before the deadline.
+	if ahead > 0 {
+		if err := b.checkDeadline(ctx, ahead); err != nil {
+			return err
+		}
+	}
+
+	// Wait for the turn, then poll the store until it grants a slot.
+	select {
+	case b.turn <- struct{}{}:
+	case <-ctx.Done():
+		return b.gaveUp(ctx)
+	}
+	defer func() { <-b.turn }()
+	return b.poll(ctx)
+}
+
+// Penalize holds every write for d, on every replica when the budget is in Redis. Call it when
+// Graph answers 429 despite the pacing, with the Retry-After Graph sent.
+func (b *Budget) Penalize(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	if err := b.store.penalize(ctx, d); err != nil {
+		return &UnavailableError{Err: fmt.Errorf("penalize for %s: %w", d, err)}
+	}
+	return nil
+}
+
+// Stats reports the budget's queue and counters.
+func (b *Budget) Stats() Stats {
+	b.mu.Lock()
+	queued := b.queued
+	b.mu.Unlock()
+	return Stats{Queued: queued, Granted: b.granted.Load(), Throttled: b.throttled.Load()}
+}
+
+// join counts the caller in and says how many writes wait before it; ok is false when the
+// queue is full.
+func (b *Budget) join() (ahead int, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	if b.queued >= b.maxQueue {
+		return b.queued, false
+	}
+	b.queued++
+	return b.queued - 1, true
+}
+
+func (b *Budget) leave() {
+	b.mu.Lock()
+	b.queued--
+	b.mu.Unlock()
+}
+
+func (b *Budget) checkDeadline(ctx context.Context, ahead int) error {
+	delay, err := b.store.peek(ctx, ahead)
+	if err != nil {
+		return b.storeFailed(ctx, err)
+	}
+	if pastDeadline(ctx, delay) {
+		return b.throttle(ReasonDeadline, delay)
+	}
+	return nil
+}
+
+// poll asks the store for a slot, sleeping until the next one between tries.
+func (b *Budget) poll(ctx context.Context) error {
+	for {
+		granted, delay, err := b.store.take(ctx)
+		if err != nil {
+			return b.storeFailed(ctx, err)
+		}
+		if granted {
+			b.granted.Add(1)
+			return nil
+		}
+		if pastDeadline(ctx, delay) {
+			return b.throttle(ReasonDeadline, delay)
+		}
+		if b.jitter > 0 {
+			delay += rand.N(b.jitter)
+		}
+		if !sleep(ctx, delay) {
+			return b.gaveUp(ctx)
+		}
+	}
+}
+
+// refuse answers a write the budget will not queue, with the time its slot would come.
+func (b *Budget) refuse(ctx context.Context, reason ThrottleReason, ahead int) error {
+	delay, err := b.store.peek(ctx, ahead)
+	if err != nil {
+		return b.storeFailed(ctx, err)
+	}
+	return b.throttle(reason, delay)
+}
+
+// gaveUp explains why a waiting write stopped: a caller who left gets ctx's error; one whose
+// deadline passed while waiting gets the time a write arriving now would be served.
+func (b *Budget) gaveUp(ctx context.Context) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("wait for write budget: %w", ctx.Err())
+	}
+	peekCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	delay, err := b.store.peek(peekCtx, b.Stats().Queued-1)
+	if err != nil {
+		return &UnavailableError{Err: err}
+	}
+	return b.throttle(ReasonDeadline, delay)
+}
+
+func (b *Budget) storeFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return b.gaveUp(ctx)
+	}
+	return &UnavailableError{Err: err}
+}
+
+func (b *Budget) throttle(reason ThrottleReason, delay time.Duration) error {
+	b.throttled.Add(1)
+	return &ThrottledError{Reason: reason, RetryAfter: delay}
+}
+
+func pastDeadline(ctx context.Context, delay time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && time.Now().Add(delay).After(deadline)
+}
+
+// sleep waits for d and reports whether it did before ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

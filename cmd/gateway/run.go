@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"tunnelgateway/internal/app"
+	"tunnelgateway/internal/config"
+	"tunnelgateway/internal/demo"
+	"tunnelgateway/internal/graphsim"
+)
+
+// run reads the configuration, wires the gateway and serves until ctx ends.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	cfg, err := config.FromEnv(environ)
+	if err != nil {
+		return err
+	}
+	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	isDemo := flags.Bool("demo", false, "run against an in-process Graph and Entra ID simulator")
+	demoKey := flags.String("demo-api-key", "", "the demo's API key (default: a random one)")
+	flags.StringVar(&cfg.Addr, "addr", cfg.Addr, "callers' listener, host:port (GATEWAY_ADDR)")
+	flags.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr,
+		"metrics and probes listener, host:port (GATEWAY_ADMIN_ADDR)")
+	flags.StringVar(&cfg.Audit.Path, "audit-log", cfg.Audit.Path,
+		`audit trail file, or "-" for standard output (GATEWAY_AUDIT_LOG)`)
+	flags.StringVar(&cfg.Callers.PolicyFile, "policy", cfg.Callers.PolicyFile,
+		"caller policy YAML file (GATEWAY_POLICY_FILE)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", flags.Args())
+	}
+
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+
+	var httpClient *http.Client
+	var d *demo.Demo
+	if *isDemo {
+		if d, err = startDemo(cfg, *demoKey, environ); err != nil {
+			return err
+		}
+		defer d.Close()
+		httpClient = d.HTTPClient()
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration is incomplete or wrong:\n%w", err)
+	}
+	return serve(ctx, cfg, app.Options{Logger: logger, HTTPClient: httpClient}, d, stdout)
+}
+
+func serve(ctx context.Context, cfg *config.Config, opts app.Options, d *demo.Demo,
+	stdout io.Writer) error {
+	gw, err := app.New(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	api, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on GATEWAY_ADDR %s: %w", cfg.Addr, err)
+	}
+	admin, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		_ = api.Close()
+		return fmt.Errorf("listen on GATEWAY_ADMIN_ADDR %s: %w", cfg.AdminAddr, err)
+	}
+	if d != nil {
+		printDemo(stdout, d, api.Addr().String(), admin.Addr().String())
+	}
+
+	// SIGHUP rereads the caller policy; a bad file keeps the old one (ReloadPolicy logs why).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = gw.ReloadPolicy()
+		}
+	}()
+	return gw.Serve(ctx, api, admin)
+}
+
+// startDemo starts the simulator and points cfg at it. Unless the environment names them,
+// the demo listens on loopback only.
+func startDemo(cfg *config.Config, apiKey string, environ []string) (*demo.Demo, error) {
+	if !setIn(environ, "GATEWAY_ADDR") && cfg.Addr == ":8080" {
+		cfg.Addr = "127.0.0.1:8080"
+	}
+	if !setIn(environ, "GATEWAY_ADMIN_ADDR") && cfg.AdminAddr == ":9090" {
+		cfg.AdminAddr = "127.0.0.1:9090"
+	}
+	return demo.Start(cfg, apiKey)
+}
+
+func setIn(environ []string, name string) bool {
+	for _, kv := range environ {
+		if len(kv) > len(name) && kv[:len(name)+1] == name+"=" {
+			return true
+		}
+	}
+	return false
+}
+
+func printDemo(w io.Writer, d *demo.Demo, addr, adminAddr string) {
+	fmt.Fprintf(w, `Tunnel server gateway demo: Graph and Entra ID are simulated at %s
+Demo API key: %s
+
+Rename the Graph page's example server:
+  curl -sS -X PATCH http://%s/v1/tunnel-sites/%s/servers/%s \
+    -H 'X-Api-Key: %s' -H 'Content-Type: application/json' \
+    -d '{"displayName":"tunnel-eu-west-01"}'
+
+List the sites:    curl -sS -H 'X-Api-Key: %s' http://%s/v1/tunnel-sites
+Metrics, probes:   http://%s/metrics  /healthz  /readyz
+Stop with Ctrl-C.
+`, d.Sim.URL(), d.APIKey, addr, graphsim.DefaultSiteID, graphsim.ExampleServerID, d.APIKey,
+		d.APIKey, addr, adminAddr)
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, errors.New(`LOG_LEVEL: must be debug, info, warn or error`)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "time"
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), nil
+}

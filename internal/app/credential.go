@@ -1,0 +1,47 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"go.uber.org/zap"
+
+	"tunnelgateway/internal/writebudget"
+)
+
+// GetToken asks the wrapped credential and records the outcome.
+func (o *observedCredential) GetToken(ctx context.Context,
+	opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := o.inner.GetToken(ctx, opts)
+	if err != nil {
+		o.metrics.TokenAcquired(false, 0)
+		o.lastErr.Store(&err)
+		return tok, err
+	}
+	o.metrics.TokenAcquired(true, time.Until(tok.ExpiresOn))
+	o.lastErr.Store(nil)
+	return tok, nil
+}
+
+// pacer adapts the write budget to the Graph client's Pacer.
+type pacer struct {
+	budget *writebudget.Budget
+	log    *zap.Logger
+}
+
+func (p pacer) Wait(ctx context.Context) error { return p.budget.Wait(ctx) }
+
+func (p pacer) Penalize(d time.Duration) {
+	if d <= 0 {
+		// Graph throttled without saying for how long; hold writes for a second at least.
+		d = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := p.budget.Penalize(ctx, d); err != nil {
+		p.log.Warn("failed to slow the shared write budget after a graph 429", zap.Error(err))
+	}
+}
+

@@ -1,0 +1,221 @@
+// Package handlers serves the gateway's HTTP API with gin: the simplified /v1 routes and the
+// Graph-compatible /beta routes, each request read as phases (authenticate, parse, validate,
+// authorize, audit, forward, answer), and the one place where failures become statuses.
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/callers"
+	"tunnelgateway/internal/graphclient"
+	"tunnelgateway/internal/metrics"
+	"tunnelgateway/internal/validation"
+)
+
+// Route templates, used as metric labels and in the audit trail; never raw paths.
+const (
+	routeV1Sites       = "/v1/tunnel-sites"
+	routeV1Servers     = "/v1/tunnel-sites/:siteId/servers"
+	routeV1Server      = "/v1/tunnel-sites/:siteId/servers/:serverId"
+	routeGraphSites    = "/beta/deviceManagement/microsoftTunnelSites"
+	routeGraphServers  = routeGraphSites + "/:siteId/microsoftTunnelServers"
+	routeGraphServer   = routeGraphServers + "/:serverId"
+	routeOpenAPI       = "/openapi.yaml"
+	routeUnmatched     = "unmatched"
+	headerRequestID    = "X-Request-Id"
+	headerGraphRequest = "Graph-Request-Id"
+)
+
+// Authenticator identifies the caller of a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (callers.Caller, error)
+}
+
+// Authorizer decides what an identified caller may do.
+type Authorizer interface {
+	AuthorizeWrite(c callers.Caller, siteID string, properties []string) error
+	AuthorizeRead(c callers.Caller, siteID string) error
+}
+
+// AuditLog records the audit trail; RequestReceived returns only once the event is durable.
+type AuditLog interface {
+	RequestReceived(ctx context.Context, e *audit.Event) error
+	ResponseComplete(e *audit.Event) error
+}
+
+// Graph is the part of the Graph client the handlers use.
+type Graph interface {
+	PatchServer(ctx context.Context, siteID, serverID string, body []byte, requestID string) (*graphclient.Response, error)
+	GetServer(ctx context.Context, siteID, serverID, requestID string) (*graphclient.Response, error)
+	ListSites(ctx context.Context, requestID string) (*graphclient.List, error)
+	ListServers(ctx context.Context, siteID, requestID string) (*graphclient.List, error)
+}
+
+// Deps is everything the handlers need, built once by cmd/gateway.
+type Deps struct {
+	Graph     Graph
+	Validator *validation.Validator
+	Auth      Authenticator
+	Policy    Authorizer
+	Audit     AuditLog
+	Metrics   *metrics.Metrics
+	Logger    *zap.Logger
+	// OpenAPI is the spec served at GET /openapi.yaml.
+	OpenAPI []byte
+	// MaxBodyBytes bounds a body before and after gzip decoding.
+	MaxBodyBytes int64
+	// RequestTimeout is the end-to-end deadline of one request.
+	RequestTimeout time.Duration
+}
+
+type family int
+
+const (
+	familyV1 family = iota
+	familyGraph
+)
+
+// New builds the callers' router.
+func New(d Deps) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Ids are matched on the escaped path, so "..%2F.." stays inside one segment and is then
+	// refused by the id pattern with a clear message instead of reaching another route.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+
+	s := &server{Deps: d}
+	r.Use(s.begin)
+	r.NoRoute(s.noRoute)
+	r.NoMethod(s.noMethod)
+
+	r.GET(routeOpenAPI, s.authenticate, s.openAPI)
+	for _, fam := range []struct {
+		family                 family
+		sites, servers, server string
+	}{
+		{familyV1, routeV1Sites, routeV1Servers, routeV1Server},
+		{familyGraph, routeGraphSites, routeGraphServers, routeGraphServer},
+	} {
+		tag := s.tag(fam.family)
+		r.GET(fam.sites, tag, s.authenticate, s.listSites)
+		r.GET(fam.servers, tag, s.authenticate, s.listServers)
+		r.GET(fam.server, tag, s.authenticate, s.getServer)
+		r.PATCH(fam.server, tag, s.authenticate, s.patchServer)
+	}
+	return r
+}
+
+type server struct {
+	Deps
+}
+
+// exchange is the state of one request as it moves through the phases.
+type exchange struct {
+	c         *gin.Context
+	family    family
+	route     string
+	requestID string
+	start     time.Time
+	log       *zap.Logger
+	caller    callers.Caller
+	event     *audit.Event
+	failure   *failure
+	upstream  *audit.Upstream
+}
+
+func exchangeOf(c *gin.Context) *exchange {
+	return c.MustGet("exchange").(*exchange)
+}
+
+func (x *exchange) clientRequestID() string {
+	if id := x.c.GetHeader("client-request-id"); id != "" && validation.ValidID(id) {
+		return id
+	}
+	return x.requestID
+}
+
+// begin gives the request its id, its logger and its deadline, and, when the handlers are
+// done, writes the access log line and the request metrics.
+func (s *server) begin(c *gin.Context) {
+	x := &exchange{
+		c:         c,
+		route:     c.FullPath(),
+		requestID: uuid.NewString(),
+		start:     time.Now(),
+	}
+	if x.route == "" {
+		x.route = routeUnmatched
+	}
+	x.log = s.Logger.With(zap.String("request_id", x.requestID))
+	c.Set("exchange", x)
+	c.Header(headerRequestID, x.requestID)
+	if id := c.GetHeader("client-request-id"); id != "" && validation.ValidID(id) {
+		c.Header("client-request-id", id)
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.RequestTimeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	s.Metrics.InFlight.Inc()
+	defer s.Metrics.InFlight.Dec()
+
+	c.Next()
+
+	status := c.Writer.Status()
+	elapsed := time.Since(x.start)
+	s.Metrics.ObserveRequest(x.route, c.Request.Method, status, elapsed)
+	x.log.Info("request",
+		zap.String("method", c.Request.Method),
+		zap.String("route", x.route),
+		zap.Int("status", status),
+		zap.Float64("latency_seconds", elapsed.Seconds()))
+}
+
+func (s *server) tag(f family) gin.HandlerFunc {
+	return func(c *gin.Context) { exchangeOf(c).family = f }
+}
+
+func (s *server) authenticate(c *gin.Context) {
+	x := exchangeOf(c)
+	caller, err := s.Auth.Authenticate(c.Request)
+	if err != nil {
+		s.Metrics.CallerDenied(classify(err).kind)
+		s.auditRejected(x, err)
+		x.abortWith(err)
+		return
+	}
+	x.caller = caller
+	x.log = x.log.With(zap.String("caller", caller.String()))
+}
+
+func (s *server) openAPI(c *gin.Context) {
+	c.Data(http.StatusOK, "application/yaml", s.OpenAPI)
+}
+
+func (s *server) noRoute(c *gin.Context) {
+	x := exchangeOf(c)
+	if len(c.Request.URL.Path) >= 5 && c.Request.URL.Path[:5] == "/beta" {
+		x.family = familyGraph
+	}
+	x.fail(&routeError{status: http.StatusNotFound})
+}
+
+func (s *server) noMethod(c *gin.Context) {
+	x := exchangeOf(c)
+	x.fail(&routeError{status: http.StatusMethodNotAllowed})
+}
+
+// routeError answers a request that matches no route or method.
+type routeError struct{ status int }
+
+func (e *routeError) Error() string { return http.StatusText(e.status) }

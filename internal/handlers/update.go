@@ -1,0 +1,222 @@
+package handlers
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/graphclient"
+	"tunnelgateway/internal/validation"
+)
+
+// patchServer changes one tunnel server. Nothing reaches Graph before its RequestReceived
+// event is durable; every outcome, refused or not, ends in a ResponseComplete event.
+func (s *server) patchServer(c *gin.Context) {
+	x := exchangeOf(c)
+	siteID, serverID := c.Param("siteId"), c.Param("serverId")
+
+	// Parse: ids first, so a bad id is refused before anything else is read.
+	if err := checkIDs(siteID, serverID); err != nil {
+		s.refuse(x, err)
+		return
+	}
+
+	// Validate the body against the update schema.
+	raw, err := validation.ReadBody(c.Request.Header, c.Request.Body, s.MaxBodyBytes)
+	if err != nil {
+		s.refuse(x, err)
+		return
+	}
+	update, err := s.Validator.Update(raw, serverID)
+	if err != nil {
+		s.refuse(x, err)
+		return
+	}
+
+	// Authorize: the caller may change these properties on this site.
+	if err := s.Policy.AuthorizeWrite(x.caller, siteID, update.Properties); err != nil {
+		s.refuse(x, err)
+		return
+	}
+
+	// Audit, durably, before Graph hears of it. If the trail cannot record, Graph is not called.
+	x.event = s.newEvent(x, siteID, serverID)
+	x.event.Level = audit.LevelRequest
+	x.event.RequestObject = update.Values
+	if err := s.Audit.RequestReceived(c.Request.Context(), x.event); err != nil {
+		x.fail(err)
+		s.complete(x)
+		return
+	}
+
+	// Forward, then answer with Graph's status and body.
+	resp, err := s.Graph.PatchServer(c.Request.Context(), siteID, serverID, update.Forward, x.requestID)
+	s.answer(x, resp, err)
+	s.complete(x)
+}
+
+func checkIDs(siteID, serverID string) error {
+	var fields []validation.FieldError
+	for _, id := range []struct{ name, value string }{{"siteId", siteID}, {"serverId", serverID}} {
+		if id.value != "" && !validation.ValidID(id.value) {
+			fields = append(fields, validation.FieldError{
+				Pointer: "/path/" + id.name,
+				Rule:    validation.RulePattern,
+				Detail:  id.name + " must be a GUID (8-4-4-4-12 hexadecimal digits)",
+			})
+		}
+	}
+	if fields == nil {
+		return nil
+	}
+	return &validation.Error{Kind: validation.Invalid, Detail: "the path holds an invalid id",
+		Fields: fields}
+}
+
+// answer writes Graph's success as it came, or the failure, and notes what Graph said.
+func (s *server) answer(x *exchange, resp *graphclient.Response, err error) {
+	if err != nil {
+		x.upstream = upstreamOf(err)
+		x.fail(err)
+		return
+	}
+	x.upstream = &audit.Upstream{RequestID: resp.RequestID, Attempts: resp.Attempts,
+		Status: resp.Status}
+	if resp.RequestID != "" {
+		x.c.Header(headerGraphRequest, resp.RequestID)
+		if x.family == familyGraph {
+			x.c.Header("request-id", resp.RequestID)
+		}
+	}
+	if resp.Status == http.StatusNoContent || len(resp.Body) == 0 {
+		x.c.Status(resp.Status)
+		x.c.Writer.WriteHeaderNow()
+		return
+	}
+	x.c.Data(resp.Status, "application/json", resp.Body)
+}
+
+func upstreamOf(err error) *audit.Upstream {
+	var ge *graphclient.GraphError
+	var te *graphclient.TransportError
+	switch {
+	case errorsAs(err, &ge):
+		return &audit.Upstream{RequestID: ge.RequestID, Code: ge.Code, Attempts: ge.Attempts,
+			Status: ge.Status}
+	case errorsAs(err, &te):
+		return &audit.Upstream{Attempts: te.Attempts}
+	}
+	return nil
+}
+
+// refuse answers a request turned away before Graph was called, and audits it at the
+// metadata level.
+func (s *server) refuse(x *exchange, err error) {
+	s.countRefusal(err)
+	s.auditRejected(x, err)
+	x.fail(err)
+}
+
+func (s *server) countRefusal(err error) {
+	var ve *validation.Error
+	if errorsAs(err, &ve) {
+		for _, f := range ve.Fields {
+			s.Metrics.ValidationFailed(f.Pointer, f.Rule)
+		}
+		if len(ve.Fields) == 0 {
+			s.Metrics.ValidationFailed("", ve.Kind.String())
+		}
+		return
+	}
+	s.Metrics.CallerDenied(classify(err).kind)
+}
+
+// auditRejected records a request refused before Graph: one ResponseComplete event at the
+// metadata level, with the reason as an annotation.
+func (s *server) auditRejected(x *exchange, err error) {
+	x.event = s.newEvent(x, x.c.Param("siteId"), x.c.Param("serverId"))
+	f := classify(err)
+	x.event.Annotations = map[string]string{annotationFor(f): reasonText(err, f)}
+	x.failure = &f
+	s.finishEvent(x, f.status)
+}
+
+// complete writes the ResponseComplete event of a request that got past the checks.
+func (s *server) complete(x *exchange) {
+	status := x.c.Writer.Status()
+	if x.failure != nil {
+		x.event.Annotations = map[string]string{audit.AnnotationError: x.failure.kind}
+	}
+	s.finishEvent(x, status)
+}
+
+func (s *server) finishEvent(x *exchange, status int) {
+	e := *x.event
+	e.Stage = audit.StageResponseComplete
+	e.StageTimestamp = time.Now().UTC()
+	e.LatencySeconds = e.StageTimestamp.Sub(e.RequestReceivedTimestamp).Seconds()
+	e.ResponseStatus = &audit.ResponseStatus{Code: status}
+	if x.failure != nil {
+		e.ResponseStatus.Code = x.failure.status
+		e.ResponseStatus.Reason = x.failure.kind
+		e.ResponseStatus.Message = x.failure.detail
+	}
+	e.Upstream = x.upstream
+	if err := s.Audit.ResponseComplete(&e); err != nil {
+		x.log.Error("failed to write audit event", zap.String("stage", string(e.Stage)),
+			zap.Error(err))
+	}
+}
+
+func (s *server) newEvent(x *exchange, siteID, serverID string) *audit.Event {
+	e := audit.NewEvent(x.c.Request, x.requestID, x.route)
+	e.RequestReceivedTimestamp = x.start.UTC()
+	if x.caller.ID != "" {
+		e.User = audit.User{Kind: x.caller.Kind, Name: x.caller.ID}
+		if x.caller.Kind == audit.UserKindEntra {
+			e.User.AppID = x.caller.ID
+		}
+	}
+	// Ids that failed the pattern stay out of the object reference; requestURI still shows them.
+	ref := &audit.ObjectRef{}
+	if validation.ValidID(siteID) {
+		ref.SiteID = siteID
+	}
+	if validation.ValidID(serverID) {
+		ref.ServerID = serverID
+	}
+	if *ref != (audit.ObjectRef{}) {
+		e.ObjectRef = ref
+	}
+	return e
+}
+
+func annotationFor(f failure) string {
+	switch f.status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		return audit.AnnotationValidation
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return audit.AnnotationRefused
+	}
+	return audit.AnnotationError
+}
+
+// reasonText is the short, fixed-form reason recorded in the audit trail: pointers and rules
+// for validation, the refused property or site for the policy, the reason slug otherwise.
+func reasonText(err error, f failure) string {
+	var ve *validation.Error
+	if errorsAs(err, &ve) && len(ve.Fields) > 0 {
+		text := ""
+		for i, fe := range ve.Fields {
+			if i > 0 {
+				text += "; "
+			}
+			text += fe.Pointer + " " + fe.Rule
+		}
+		return text
+	}
+	return f.kind + ": " + f.detail
+}

@@ -44,4 +44,3 @@ func (p pacer) Penalize(d time.Duration) {
 		p.log.Warn("failed to slow the shared write budget after a graph 429", zap.Error(err))
 	}
 }
-

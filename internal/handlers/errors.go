@@ -76,7 +76,7 @@ func classify(err error) failure {
 	case errors.As(err, &ae):
 		return failure{status: http.StatusServiceUnavailable, kind: "audit_unavailable",
 			code: "ServiceUnavailable", title: "Audit trail unavailable",
-			detail: "the audit trail cannot record this request, so it was not sent to Graph",
+			detail:     "the audit trail cannot record this request, so it was not sent to Graph",
 			retryAfter: 5 * time.Second}
 	case errors.As(err, &ge):
 		return classifyGraph(ge)

@@ -38,7 +38,7 @@ func (s *Simulator) writeEntraError(w http.ResponseWriter, r *http.Request, e *e
 	stamp := now.Format("2006-01-02 15:04:05Z")
 	body := entraErrorBody{
 		Error: e.err,
-		ErrorDescription: fmt.Sprintf("AADSTS%d: %s Trace ID: %s Correlation ID: %s Timestamp: %s",
+		ErrorDescription: fmt.Sprintf("AADSTS%d: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s",
 			e.code, e.description, traceID, correlationID, stamp),
 		ErrorCodes:    []int{e.code},
 		Timestamp:     stamp,
@@ -125,7 +125,11 @@ type tokenResponse struct {
 // handleToken serves the client credentials grant: tenant, grant, client, its credential and
 // the scope are checked in that order, as Entra reports the first failing one.
 func (s *Simulator) handleToken(w http.ResponseWriter, r *http.Request) {
-	s.counters.tokenRequest(r.PostFormValue("client_id"))
+	clientID, _, basic := r.BasicAuth()
+	if !basic {
+		clientID = r.PostFormValue("client_id")
+	}
+	s.counters.tokenRequest(clientID)
 	if r.Method != http.MethodPost {
 		s.writeEntraError(w, r, &entraError{status: http.StatusMethodNotAllowed,
 			err: "invalid_request", code: 900561,

@@ -184,3 +184,75 @@ func TestValidatorUsesSpecSchema(t *testing.T) {
 		t.Errorf("allowed = %v, want the spec's enum %v", got, want)
 	}
 }
+
+// TestOpenAPIReferences resolves every local $ref, so a renamed component cannot leave a
+// dangling reference behind.
+func TestOpenAPIReferences(t *testing.T) {
+	t.Parallel()
+	doc := spec(t)
+	var refs []string
+	var collect func(node any)
+	collect = func(node any) {
+		switch n := node.(type) {
+		case map[string]any:
+			if ref, ok := n["$ref"].(string); ok {
+				refs = append(refs, ref)
+			}
+			for _, child := range n {
+				collect(child)
+			}
+		case []any:
+			for _, child := range n {
+				collect(child)
+			}
+		}
+	}
+	collect(doc)
+	if len(refs) < 50 {
+		t.Fatalf("found %d references, want the spec's many", len(refs))
+	}
+	for _, ref := range refs {
+		pointer, ok := strings.CutPrefix(ref, "#/")
+		if !ok {
+			t.Errorf("reference %q is not local to openapi.yaml", ref)
+			continue
+		}
+		at(t, doc, strings.Split(pointer, "/")...)
+	}
+}
+
+// TestOpenAPIPathParameters checks that each {name} in a path is declared as a required path
+// parameter, and that operation ids are unique.
+func TestOpenAPIPathParameters(t *testing.T) {
+	t.Parallel()
+	doc := spec(t)
+	ids := map[string]bool{}
+	for path, item := range at(t, doc, "paths").(map[string]any) {
+		declared := map[string]bool{}
+		params, _ := item.(map[string]any)["parameters"].([]any)
+		for _, p := range params {
+			ref := p.(map[string]any)["$ref"].(string)
+			name := strings.TrimPrefix(ref, "#/components/parameters/")
+			param := at(t, doc, "components", "parameters", name).(map[string]any)
+			if param["in"] == "path" && param["required"] == true {
+				declared[param["name"].(string)] = true
+			}
+		}
+		for _, segment := range strings.Split(path, "/") {
+			name, isParam := strings.CutPrefix(segment, "{")
+			if isParam && !declared[strings.TrimSuffix(name, "}")] {
+				t.Errorf("%s: %s is not declared as a required path parameter", path, segment)
+			}
+		}
+		for method, op := range item.(map[string]any) {
+			if method == "parameters" {
+				continue
+			}
+			id, _ := op.(map[string]any)["operationId"].(string)
+			if id == "" || ids[id] {
+				t.Errorf("%s %s: operationId %q is missing or repeated", method, path, id)
+			}
+			ids[id] = true
+		}
+	}
+}

@@ -3,6 +3,7 @@ package validation
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -25,6 +26,10 @@ const (
 	// refused as not updatable (rather than as unknown).
 	resourceSchemaPointer = "/components/schemas/MicrosoftTunnelServer"
 )
+
+// plainName is the form every updatable property name must have to be written into the
+// forward body without escaping.
+var plainName = regexp.MustCompile(`^[@.A-Za-z0-9_-]+$`)
 
 // printer renders library messages for the rare error kinds without a translation of ours.
 var printer = message.NewPrinter(language.English)
@@ -71,6 +76,12 @@ func compileSpec(spec []byte) (*compiledSpec, error) {
 		allowed:  propertyNames(update, nil),
 		readOnly: map[string]bool{},
 		patterns: map[string]patternRule{},
+	}
+	for _, name := range cs.allowed {
+		if !plainName.MatchString(name) {
+			return nil, fmt.Errorf("property name %q of %s needs escaping in JSON; "+
+				"the forward body writes names as they are", name, UpdateSchemaPointer)
+		}
 	}
 	for _, name := range propertyNames(resource, isReadOnly) {
 		cs.readOnly[name] = true

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -17,8 +18,13 @@ const maxDepth = 16
 
 // decodeObject turns body into a map, refusing what encoding/json would silently accept:
 // invalid UTF-8 (replaced by U+FFFD), lone surrogate escapes (likewise), duplicate names (the
-// last one wins), and anything but exactly one object. Numbers stay json.Number, as the
-// schema validator expects.
+// last one wins), deep nesting, and anything but exactly one object. Numbers stay
+// json.Number, as the schema validator expects.
+//
+// Most bodies are fine, so a fast path decodes in one pass and proves the absence of
+// duplicates by counting: in valid JSON every ':' outside strings separates one member, so the
+// body has duplicates exactly when it holds more separators than its maps hold names. Any
+// doubt sends the body to a token walk, which names each problem precisely.
 func decodeObject(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, malformed(RuleSyntax, "", "the body is empty; send a JSON object")
@@ -26,11 +32,58 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, malformed(RuleUTF8, "", "the body is not valid UTF-8")
 	}
-	if off := loneSurrogate(body); off >= 0 {
+	shape := scan(body)
+	if shape.loneSurrogate >= 0 {
 		return nil, malformed(RuleUTF8, "", fmt.Sprintf(
-			"the escape at byte %d is half of a UTF-16 surrogate pair, not a character", off))
+			"the escape at byte %d is half of a UTF-16 surrogate pair, not a character",
+			shape.loneSurrogate))
 	}
+	if shape.depth <= maxDepth {
+		if obj, ok := decodeFast(body, shape.separators); ok {
+			return obj, nil
+		}
+	}
+	return decodeByTokens(body)
+}
 
+// decodeFast decodes body in one pass and reports ok only when it is a single object whose
+// maps hold as many names as the body has name separators.
+func decodeFast(body []byte, separators int) (map[string]any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var obj map[string]any
+	if body[firstNonSpace(body)] != '{' || dec.Decode(&obj) != nil {
+		return nil, false
+	}
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
+		return nil, false
+	}
+	return obj, countNames(obj) == separators
+}
+
+func firstNonSpace(b []byte) int {
+	return len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
+}
+
+func countNames(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		n = len(v)
+		for _, child := range v {
+			n += countNames(child)
+		}
+	case []any:
+		for _, child := range v {
+			n += countNames(child)
+		}
+	}
+	return n
+}
+
+// decodeByTokens walks body token by token: slower, but it knows where it is when something
+// is wrong, so every duplicate and the first other fault are reported by pointer.
+func decodeByTokens(body []byte) (map[string]any, error) {
 	d := &walker{dec: json.NewDecoder(bytes.NewReader(body))}
 	d.dec.UseNumber()
 	obj, err := d.top()
@@ -45,6 +98,7 @@ func decodeObject(body []byte) (map[string]any, error) {
 
 type walker struct {
 	dec        *json.Decoder
+	path       []string // names and indexes from the body down to the current value
 	duplicates []FieldError
 }
 
@@ -57,7 +111,7 @@ func (w *walker) top() (map[string]any, error) {
 		return nil, malformed(RuleNotObject, "", fmt.Sprintf(
 			"the body must be a JSON object, got %s", describeToken(tok)))
 	}
-	obj, err := w.object("", 1)
+	obj, err := w.object(1)
 	if err != nil {
 		return nil, err
 	}
@@ -69,8 +123,9 @@ func (w *walker) top() (map[string]any, error) {
 	return obj, nil
 }
 
-// object reads the members of an object whose '{' was just read.
-func (w *walker) object(ptr string, depth int) (map[string]any, error) {
+// object reads the members of an object whose '{' was just read. Member names go on a
+// stack rather than into pointer strings: a pointer is only built for a problem.
+func (w *walker) object(depth int) (map[string]any, error) {
 	obj := make(map[string]any, 8)
 	for w.dec.More() {
 		tok, err := w.dec.Token()
@@ -78,35 +133,38 @@ func (w *walker) object(ptr string, depth int) (map[string]any, error) {
 			return nil, syntaxError(err, w.dec)
 		}
 		name, _ := tok.(string) // json.Decoder only yields strings as member names
-		child := ptr + "/" + escapePointer(name)
+		w.path = append(w.path, name)
 		if _, seen := obj[name]; seen {
 			w.duplicates = append(w.duplicates, FieldError{
-				Pointer: child,
+				Pointer: instancePointer(w.path),
 				Rule:    RuleDuplicateKey,
 				Detail:  fmt.Sprintf("the name %q appears more than once", name),
 			})
 		}
-		if obj[name], err = w.value(child, depth); err != nil {
+		if obj[name], err = w.value(depth); err != nil {
 			return nil, err
 		}
+		w.path = w.path[:len(w.path)-1]
 	}
 	return obj, w.closing()
 }
 
-func (w *walker) array(ptr string, depth int) ([]any, error) {
+func (w *walker) array(depth int) ([]any, error) {
 	arr := []any{}
 	for i := 0; w.dec.More(); i++ {
-		v, err := w.value(fmt.Sprintf("%s/%d", ptr, i), depth)
+		w.path = append(w.path, strconv.Itoa(i))
+		v, err := w.value(depth)
 		if err != nil {
 			return nil, err
 		}
 		arr = append(arr, v)
+		w.path = w.path[:len(w.path)-1]
 	}
 	return arr, w.closing()
 }
 
-// value reads one value found at ptr inside a container at depth.
-func (w *walker) value(ptr string, depth int) (any, error) {
+// value reads one value inside a container at depth; w.path names it.
+func (w *walker) value(depth int) (any, error) {
 	tok, err := w.dec.Token()
 	if err != nil {
 		return nil, syntaxError(err, w.dec)
@@ -116,13 +174,13 @@ func (w *walker) value(ptr string, depth int) (any, error) {
 		return tok, nil
 	}
 	if depth >= maxDepth {
-		return nil, malformed(RuleDepth, ptr, fmt.Sprintf(
+		return nil, malformed(RuleDepth, instancePointer(w.path), fmt.Sprintf(
 			"values nest deeper than %d levels", maxDepth))
 	}
 	if delim == '{' {
-		return w.object(ptr, depth+1)
+		return w.object(depth + 1)
 	}
-	return w.array(ptr, depth+1)
+	return w.array(depth + 1)
 }
 
 func (w *walker) closing() error {
@@ -173,28 +231,47 @@ func escapePointer(name string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(name)
 }
 
-// loneSurrogate returns the offset of a \u escape in a string of body that encodes half of a
-// surrogate pair, or -1. body must be valid UTF-8; it need not be valid JSON, since the decoder
-// reports syntax errors afterwards.
-func loneSurrogate(body []byte) int {
-	inString := false
+// shape is what one pass over the bytes of a body tells: how deeply it nests, how many name
+// separators it holds, and where a lone surrogate escape sits (-1 for none). Strings are
+// skipped, so their content counts for nothing. body must be valid UTF-8; it need not be
+// valid JSON, since the decoder reports syntax errors afterwards.
+type shape struct {
+	depth, separators, loneSurrogate int
+}
+
+func scan(body []byte) shape {
+	s := shape{loneSurrogate: -1}
+	inString, depth := false, 0
 	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c == '"':
-			inString = !inString
-		case c == '\\' && inString:
-			if i+1 < len(body) && body[i+1] == 'u' {
+		c := body[i]
+		if inString {
+			switch {
+			case c == '"':
+				inString = false
+			case c == '\\' && i+1 < len(body) && body[i+1] == 'u':
 				bad, last := checkEscape(body, i)
-				if bad {
-					return i
+				if bad && s.loneSurrogate < 0 {
+					s.loneSurrogate = i
 				}
 				i = last
-				continue
+			case c == '\\':
+				i++ // skip the escaped character, which may be a quote
 			}
-			i++ // skip the escaped character, which may be a quote
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			s.depth = max(s.depth, depth)
+		case '}', ']':
+			depth--
+		case ':':
+			s.separators++
 		}
 	}
-	return -1
+	return s
 }
 
 // checkEscape looks at the \u escape at i. It reports whether the escape is a lone surrogate,
@@ -206,14 +283,14 @@ func checkEscape(body []byte, i int) (bad bool, last int) {
 	}
 	switch {
 	case r >= 0xDC00 && r <= 0xDFFF:
-		return true, 0
+		return true, i + 5
 	case r >= 0xD800 && r <= 0xDBFF:
 		if i+11 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
 			if low, ok := hex4(body, i+8); ok && low >= 0xDC00 && low <= 0xDFFF {
 				return false, i + 11
 			}
 		}
-		return true, 0
+		return true, i + 5
 	}
 	return false, i + 5
 }

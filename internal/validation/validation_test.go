@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	"tunnelgateway"
 )
 
@@ -443,5 +445,34 @@ func TestErrorMessage(t *testing.T) {
 		"/displayName: not_blank: must contain a character that is not white space"
 	if got := fmt.Sprint(err); got != want {
 		t.Errorf("error = %q\nwant %q", got, want)
+	}
+}
+
+// TestRuleNamesPublished keeps the rule names in openapi.yaml (FieldError.rule) and in this
+// package the same.
+func TestRuleNamesPublished(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				FieldError struct {
+					Properties struct {
+						Rule struct {
+							Enum []string `json:"enum"`
+						} `json:"rule"`
+					} `json:"properties"`
+				} `json:"FieldError"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := yaml.Unmarshal(tunnelgateway.OpenAPI, &doc); err != nil {
+		t.Fatalf("read openapi.yaml: %v", err)
+	}
+	got := doc.Components.Schemas.FieldError.Properties.Rule.Enum
+	want := append(slices.Clone(knownRules), RuleSchema)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("openapi.yaml rules = %q\nwant %q", got, want)
 	}
 }

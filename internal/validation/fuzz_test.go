@@ -1,0 +1,152 @@
+package validation
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+var fuzzSeeds = []string{
+	`{"@odata.type": "#microsoft.graph.microsoftTunnelServer", "displayName": "Display Name value",
+		"tunnelServerHealthStatus": "healthy", "lastCheckinDateTime": "2017-01-01T00:02:46.0431416-08:00",
+		"agentImageDigest": "Agent Image Digest value", "serverImageDigest": "Server Image Digest value"}`,
+	`{"displayName":"tunnel-eu-west-01"}`,
+	`{"id":"b5cf0aee-0aee-b5cf-ee0a-cfb5ee0acfb5","displayName":"\u00e9\ud83d\ude00"}`,
+	`{"lastCheckinDateTime":"2024-02-29T23:59:59.1234567+14:00"}`,
+	`{"lastCheckinDateTime":"2023-02-30T00:00:00Z"}`,
+	`{"displayName":null,"DisplayName":"x","deploymentMode":"podRootless"}`,
+	`{"displayName":"a","displayName":"b"}`,
+	`{"x":[[[[{"y":{}}]]]]}`,
+	`{"displayName":"\ud800"}`,
+	`{"displayName":"\u00a0"}`,
+	`[]`, `{}`, `{"a":1} {}`, `{"@odata.type":"#microsoft.graph.microsoftTunnelServer"}`,
+}
+
+// FuzzUpdate checks that the validator never panics, that every refusal is a well-formed
+// *Error, and that every accepted body is one Graph can take: only allowed names, values that
+// meet the rules, and a Forward body that validates again to the same update.
+func FuzzUpdate(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	v := testValidator(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := v.Update(body, testServer)
+		if err != nil {
+			checkRefusal(t, err)
+			return
+		}
+		checkAccepted(t, body, got)
+
+		again, err := v.Update(got.Forward, testServer)
+		if err != nil {
+			t.Fatalf("forward body %q refused: %v", got.Forward, err)
+		}
+		if !slices.Equal(again.Properties, got.Properties) ||
+			!maps.Equal(again.Values, got.Values) || string(again.Forward) != string(got.Forward) {
+			t.Fatalf("forward body validates differently:\n%+v\n%+v", got, again)
+		}
+	})
+}
+
+func checkRefusal(t *testing.T, err error) {
+	var verr *Error
+	if !errors.As(err, &verr) {
+		t.Fatalf("error is not *Error: %v", err)
+	}
+	if verr.Kind != Malformed && verr.Kind != Invalid {
+		t.Fatalf("kind = %v, want Malformed or Invalid", verr.Kind)
+	}
+	if len(verr.Fields) == 0 {
+		t.Fatalf("refusal names no problem: %v", err)
+	}
+	for _, fe := range verr.Fields {
+		if !slices.Contains(knownRules, fe.Rule) || fe.Detail == "" {
+			t.Fatalf("field error %+v: unknown rule or no detail", fe)
+		}
+		if fe.Pointer != "" && !strings.HasPrefix(fe.Pointer, "/") {
+			t.Fatalf("field error %+v: pointer is not a JSON pointer", fe)
+		}
+	}
+}
+
+var knownRules = []string{RuleSyntax, RuleNotObject, RuleTrailingData, RuleDepth, RuleUTF8,
+	RuleDuplicateKey, RuleGzip, RuleUnknownProperty, RuleReadOnly, RuleType, RuleNull,
+	RuleConst, RuleEnum, RuleMinLength, RuleMaxLength, RuleNotBlank, RuleFormat, RulePattern,
+	RuleCalendar, RuleMismatch, RuleEmptyUpdate}
+
+var healthStatuses = []string{"unknown", "healthy", "unhealthy", "warning", "offline",
+	"upgradeInProgress", "upgradeFailed"}
+
+// checkAccepted restates the rules independently of the schema, so a schema mistake that lets
+// a bad body through shows up here.
+func checkAccepted(t *testing.T, body []byte, got Update) {
+	if !json.Valid(body) || !utf8.Valid(body) {
+		t.Fatalf("accepted a body that is not valid JSON in UTF-8: %q", body)
+	}
+	if len(got.Properties) == 0 || len(got.Properties) != len(got.Values) {
+		t.Fatalf("accepted update %+v changes nothing or disagrees with itself", got)
+	}
+	for _, name := range got.Properties {
+		s, ok := got.Values[name].(string)
+		if !ok {
+			t.Fatalf("%s = %#v, want a string", name, got.Values[name])
+		}
+		if problem := ruleProblem(name, s); problem != "" {
+			t.Fatalf("accepted %s = %q: %s", name, s, problem)
+		}
+	}
+}
+
+func ruleProblem(name, s string) string {
+	switch name {
+	case "displayName":
+		n := utf8.RuneCountInString(s)
+		if n < 1 || n > 200 || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) }) < 0 {
+			return "not 1..200 characters with one that is not white space"
+		}
+	case "tunnelServerHealthStatus":
+		if !slices.Contains(healthStatuses, s) {
+			return "not a documented status"
+		}
+	case "lastCheckinDateTime":
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return err.Error()
+		}
+	case "agentImageDigest", "serverImageDigest":
+		if utf8.RuneCountInString(s) > 1024 {
+			return "longer than 1024 characters"
+		}
+	default:
+		return "not an updatable property"
+	}
+	return ""
+}
+
+func BenchmarkUpdate(b *testing.B) {
+	v := testValidator(b)
+	body := []byte(fuzzSeeds[0])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Update(body, testServer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUpdateInvalid(b *testing.B) {
+	v := testValidator(b)
+	body := []byte(fuzzSeeds[5])
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Update(body, testServer); err == nil {
+			b.Fatal("accepted an invalid body")
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -85,10 +86,10 @@ type file struct {
 
 // Policy is a validated set of grants with lookups by caller. It is immutable once built.
 type Policy struct {
-	grants   []Grant
-	byAppID  map[string]*entry
-	byKey    map[string]*entry // API-key callers by name
-	apiKeys  []callers.APIKey
+	grants  []Grant
+	byAppID map[string]*entry
+	byKey   map[string]*entry // API-key callers by name
+	apiKeys []callers.APIKey
 }
 
 // entry is a grant in the form decisions use: lowercased ids in sets.
@@ -115,7 +116,7 @@ func New(grants []Grant) (*Policy, error) {
 	if problems := validate(grants); len(problems) > 0 {
 		return nil, &InvalidError{Problems: problems}
 	}
-	return build(grants), nil
+	return build(slices.Clone(grants)), nil
 }
 
 // Grants returns a copy of the grants as written.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -37,6 +38,7 @@ func FuzzUpdate(f *testing.F) {
 	}
 	v := testValidator(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		checkDecodePaths(t, body)
 		got, err := v.Update(body, testServer)
 		if err != nil {
 			checkRefusal(t, err)
@@ -53,6 +55,22 @@ func FuzzUpdate(f *testing.F) {
 			t.Fatalf("forward body validates differently:\n%+v\n%+v", got, again)
 		}
 	})
+}
+
+// checkDecodePaths holds the fast path to the token walk: both accept the same bodies and
+// read them to the same values.
+func checkDecodePaths(t *testing.T, body []byte) {
+	fast, fastErr := decodeObject(body)
+	if !utf8.Valid(body) || scan(body).loneSurrogate >= 0 {
+		return // refused before either path runs
+	}
+	slow, slowErr := decodeByTokens(body)
+	if (fastErr == nil) != (slowErr == nil) {
+		t.Fatalf("decodeObject: %v; token walk: %v", fastErr, slowErr)
+	}
+	if fastErr == nil && !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("decodeObject read %#v; token walk read %#v", fast, slow)
+	}
 }
 
 func checkRefusal(t *testing.T, err error) {
@@ -108,7 +126,8 @@ func ruleProblem(name, s string) string {
 	switch name {
 	case "displayName":
 		n := utf8.RuneCountInString(s)
-		if n < 1 || n > 200 || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) }) < 0 {
+		visible := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) })
+		if n < 1 || n > 200 || visible < 0 {
 			return "not 1..200 characters with one that is not white space"
 		}
 	case "tunnelServerHealthStatus":

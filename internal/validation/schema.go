@@ -160,7 +160,9 @@ func collectPatternRules(node any, location string, into map[string]patternRule)
 // translate turns the library's error tree into field errors with stable rule names. It
 // works from the kind of each failed keyword, never from the field's name, so a property
 // added to the schema is reported without new code here.
-func (cs *compiledSpec) translate(verr *jsonschema.ValidationError, obj map[string]any) []FieldError {
+func (cs *compiledSpec) translate(
+	verr *jsonschema.ValidationError, obj map[string]any,
+) []FieldError {
 	var fields []FieldError
 	for _, leaf := range leaves(verr, nil) {
 		fields = append(fields, cs.fieldErrors(leaf)...)
@@ -169,7 +171,9 @@ func (cs *compiledSpec) translate(verr *jsonschema.ValidationError, obj map[stri
 }
 
 // leaves collects the errors of a tree that have no causes: the failed keywords themselves.
-func leaves(e *jsonschema.ValidationError, into []*jsonschema.ValidationError) []*jsonschema.ValidationError {
+func leaves(
+	e *jsonschema.ValidationError, into []*jsonschema.ValidationError,
+) []*jsonschema.ValidationError {
 	if len(e.Causes) == 0 {
 		return append(into, e)
 	}

@@ -1,5 +1,3 @@
-// Package callers authenticates the gateway's callers: Entra ID bearer tokens checked against
-// the tenant's published keys, and API keys compared against configured SHA-256 hashes.
 package callers
 
 import (

@@ -28,13 +28,14 @@ const testAPIKey = "test-key-0123456789abcdef"
 
 // stack is a gateway running against its own simulator, both on loopback.
 type stack struct {
-	sim       *graphsim.Simulator
-	gw        *app.Gateway
-	url       string // the callers' listener
-	adminURL  string
-	auditPath string
-	registry  *prometheus.Registry
-	client    *http.Client
+	sim        *graphsim.Simulator
+	gw         *app.Gateway
+	url        string // the callers' listener
+	adminURL   string
+	auditPath  string
+	policyPath string
+	registry   *prometheus.Registry
+	client     *http.Client
 }
 
 type stackOptions struct {
@@ -111,13 +112,14 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	})
 
 	return &stack{
-		sim:       sim,
-		gw:        gw,
-		url:       "http://" + api.Addr().String(),
-		adminURL:  "http://" + admin.Addr().String(),
-		auditPath: cfg.Audit.Path,
-		registry:  registry,
-		client:    &http.Client{Timeout: 20 * time.Second},
+		sim:        sim,
+		gw:         gw,
+		url:        "http://" + api.Addr().String(),
+		adminURL:   "http://" + admin.Addr().String(),
+		auditPath:  cfg.Audit.Path,
+		policyPath: policyPath,
+		registry:   registry,
+		client:     &http.Client{Timeout: 20 * time.Second},
 	}
 }
 

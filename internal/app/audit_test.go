@@ -1,0 +1,184 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/config"
+	"tunnelgateway/internal/graphsim"
+)
+
+// waitForEvents polls the audit file until pred holds for its events; ResponseComplete events
+// reach the disk with the next group commit, a moment after the answer.
+func waitForEvents(t *testing.T, path string, pred func([]audit.Event) bool) []audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		events, err := audit.ReadEvents(path)
+		if err == nil && pred(events) {
+			return events
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit file never held the expected events; last read: %d events, err %v",
+				len(events), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func eventsFor(events []audit.Event, requestID string) map[audit.Stage]audit.Event {
+	out := map[audit.Stage]audit.Event{}
+	for _, e := range events {
+		if e.AuditID == requestID {
+			out[e.Stage] = e
+		}
+	}
+	return out
+}
+
+// TestAuditEveryOutcome checks the audit events of each kind of outcome: success, validation
+// failure, caller refused, Graph error and timeout.
+func TestAuditEveryOutcome(t *testing.T) {
+	t.Parallel()
+	unknown := "0f0f0f0f-0000-4000-8000-000000000000"
+	for _, tc := range []struct {
+		name       string
+		sim        graphsim.Options
+		configure  func(*config.Config)
+		r          request
+		status     int
+		received   bool // a RequestReceived event precedes the answer
+		annotation string
+		upstream   bool
+	}{
+		{name: "success", r: request{method: http.MethodPatch, path: v1Server(site, server),
+			body: `{"displayName":"audited"}`}, status: 200, received: true, upstream: true},
+		{name: "validation failure", r: request{method: http.MethodPatch, path: v1Server(site, server),
+			body: `{"displayName":""}`}, status: 400, annotation: audit.AnnotationValidation},
+		{name: "caller refused", r: request{method: http.MethodPatch, path: v1Server(site, server),
+			body: `{"displayName":"x"}`, noKey: true}, status: 401, annotation: audit.AnnotationRefused},
+		{name: "graph error", r: request{method: http.MethodPatch, path: v1Server(site, unknown),
+			body: `{"displayName":"x"}`}, status: 404, received: true, upstream: true,
+			annotation: audit.AnnotationError},
+		{name: "timeout", sim: graphsim.Options{Faults: graphsim.Faults{
+			Methods: []string{http.MethodPatch}, StallRate: 1, StallFor: 10 * time.Second}},
+			configure: func(c *config.Config) {
+				c.Requests.Timeout = 600 * time.Millisecond
+				c.Requests.UpstreamTimeout = 400 * time.Millisecond
+			},
+			r: request{method: http.MethodPatch, path: v1Server(site, server),
+				body: `{"displayName":"x"}`}, status: 504, received: true,
+			annotation: audit.AnnotationError},
+		{name: "read", r: request{method: http.MethodGet, path: v1Server(site, server)}, status: 200,
+			upstream: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startStack(t, stackOptions{sim: tc.sim, configure: tc.configure})
+			// U+2028 ends a line in some readers; the trail must keep it inside the string.
+			tc.r.headers = map[string]string{"User-Agent": "portal/1.0\u2028{\"auditID\":\"forged\"}"}
+			got := s.do(t, tc.r)
+			if got.status != tc.status {
+				t.Fatalf("status = %d, want %d; body %s", got.status, tc.status, got.body)
+			}
+			id := got.header.Get("X-Request-Id")
+			events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+				_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+				return done
+			})
+			byStage := eventsFor(events, id)
+			done := byStage[audit.StageResponseComplete]
+			if done.ResponseStatus == nil || done.ResponseStatus.Code != tc.status {
+				t.Errorf("ResponseComplete status = %+v, want %d", done.ResponseStatus, tc.status)
+			}
+			if _, ok := byStage[audit.StageRequestReceived]; ok != tc.received {
+				t.Errorf("RequestReceived present = %v, want %v", ok, tc.received)
+			}
+			if tc.annotation != "" && done.Annotations[tc.annotation] == "" {
+				t.Errorf("annotations = %v, want %s", done.Annotations, tc.annotation)
+			}
+			if (done.Upstream != nil && done.Upstream.RequestID != "") != tc.upstream {
+				t.Errorf("upstream = %+v, want graph's request id: %v", done.Upstream, tc.upstream)
+			}
+			if tc.r.noKey == (done.User.Kind != "") {
+				t.Errorf("user = %+v for a caller with key: %v", done.User, !tc.r.noKey)
+			}
+			if tc.received && byStage[audit.StageRequestReceived].Level != audit.LevelRequest {
+				t.Errorf("a write is audited at %s, want Request level",
+					byStage[audit.StageRequestReceived].Level)
+			}
+			for _, e := range events {
+				if e.AuditID == "forged" {
+					t.Error("a user agent forged an audit line")
+				}
+			}
+			raw, _ := os.ReadFile(s.auditPath)
+			if strings.Contains(string(raw), testAPIKey) {
+				t.Error("the audit trail holds the caller's API key")
+			}
+		})
+	}
+}
+
+// TestAuditFailureStopsWrites makes the audit trail fail mid-run: writes are answered 503,
+// none reaches the simulator, and readiness turns false until the trail recovers.
+func TestAuditFailureStopsWrites(t *testing.T) {
+	t.Parallel()
+	auditDir := filepath.Join(t.TempDir(), "audit")
+	if err := os.Mkdir(auditDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, stackOptions{configure: func(c *config.Config) {
+		c.Audit.Path = filepath.Join(auditDir, "audit.log")
+	}})
+	write := func(name string) response {
+		return s.do(t, request{method: http.MethodPatch, path: v1Server(site, server),
+			body: fmt.Sprintf(`{"displayName":%q}`, name)})
+	}
+	if got := write("before"); got.status != 200 {
+		t.Fatalf("first write: %d %s", got.status, got.body)
+	}
+	before := s.sim.Counters().PatchesApplied
+
+	// The audit directory is replaced by a file, as when a volume goes away.
+	if err := os.RemoveAll(auditDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(auditDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		got := write(fmt.Sprintf("after-%d", i))
+		if got.status != http.StatusServiceUnavailable || !strings.Contains(got.body, "audit") {
+			t.Errorf("write %d with a failing audit trail: %d %s, want 503 naming the audit trail",
+				i, got.status, got.body)
+		}
+	}
+	if after := s.sim.Counters().PatchesApplied; after != before {
+		t.Errorf("simulator applied %d PATCHes while the audit trail failed, want 0", after-before)
+	}
+	if err := s.gw.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "audit") {
+		t.Errorf("Ready() = %v, want an audit failure", err)
+	}
+
+	// Once the directory is back, writes go through again.
+	if err := os.Remove(auditDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(auditDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := write("recovered"); got.status != 200 {
+		t.Errorf("write after recovery: %d %s", got.status, got.body)
+	}
+	if err := s.gw.Ready(context.Background()); err != nil {
+		t.Errorf("Ready() after recovery = %v, want nil", err)
+	}
+}

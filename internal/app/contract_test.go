@@ -15,6 +15,8 @@ import (
 
 	tunnelgateway "tunnelgateway"
 	"tunnelgateway/internal/graphsim"
+	"tunnelgateway/internal/metrics"
+	"tunnelgateway/internal/policy"
 )
 
 // specDoc is openapi.yaml decoded as JSON values, for the agreement test.
@@ -207,6 +209,31 @@ func TestSpecAgreement(t *testing.T) {
 				}
 				spec.check(t, tc.path, tc.r.method, got)
 			})
+		}
+	}
+}
+
+// TestUpdatablePropertiesAgree keeps the policy's list of grantable properties equal to the
+// update schema's properties, less the two that change nothing (id and @odata.type).
+func TestUpdatablePropertiesAgree(t *testing.T) {
+	t.Parallel()
+	spec := loadSpec(t)
+	props := spec.at(t, "/components/schemas/MicrosoftTunnelServerUpdate")["properties"].(map[string]any)
+	var fromSpec []string
+	for name := range props {
+		if name != "id" && name != "@odata.type" {
+			fromSpec = append(fromSpec, name)
+		}
+	}
+	sort.Strings(fromSpec)
+	fromPolicy := append([]string(nil), policy.UpdatableProperties...)
+	sort.Strings(fromPolicy)
+	if strings.Join(fromSpec, ",") != strings.Join(fromPolicy, ",") {
+		t.Errorf("policy.UpdatableProperties = %v, openapi.yaml updates %v", fromPolicy, fromSpec)
+	}
+	for _, name := range fromSpec {
+		if got := metrics.FieldLabel("/" + name); got != "/"+name {
+			t.Errorf("metrics.FieldLabel(/%s) = %q: the metrics' known fields miss it", name, got)
 		}
 	}
 }

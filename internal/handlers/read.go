@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -10,8 +9,6 @@ import (
 	"tunnelgateway/internal/audit"
 	"tunnelgateway/internal/graphclient"
 )
-
-var errorsAs = errors.As
 
 // getServer reads one tunnel server through to Graph.
 func (s *server) getServer(c *gin.Context) {

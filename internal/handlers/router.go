@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -204,7 +205,7 @@ func (s *server) openAPI(c *gin.Context) {
 
 func (s *server) noRoute(c *gin.Context) {
 	x := exchangeOf(c)
-	if len(c.Request.URL.Path) >= 5 && c.Request.URL.Path[:5] == "/beta" {
+	if strings.HasPrefix(c.Request.URL.Path, "/beta/") {
 		x.family = familyGraph
 	}
 	x.fail(&routeError{status: http.StatusNotFound})

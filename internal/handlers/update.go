@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -103,10 +104,10 @@ func upstreamOf(err error) *audit.Upstream {
 	var ge *graphclient.GraphError
 	var te *graphclient.TransportError
 	switch {
-	case errorsAs(err, &ge):
+	case errors.As(err, &ge):
 		return &audit.Upstream{RequestID: ge.RequestID, Code: ge.Code, Attempts: ge.Attempts,
 			Status: ge.Status}
-	case errorsAs(err, &te):
+	case errors.As(err, &te):
 		return &audit.Upstream{Attempts: te.Attempts}
 	}
 	return nil
@@ -122,7 +123,7 @@ func (s *server) refuse(x *exchange, err error) {
 
 func (s *server) countRefusal(err error) {
 	var ve *validation.Error
-	if errorsAs(err, &ve) {
+	if errors.As(err, &ve) {
 		for _, f := range ve.Fields {
 			s.Metrics.ValidationFailed(f.Pointer, f.Rule)
 		}
@@ -208,7 +209,7 @@ func annotationFor(f failure) string {
 // for validation, the refused property or site for the policy, the reason slug otherwise.
 func reasonText(err error, f failure) string {
 	var ve *validation.Error
-	if errorsAs(err, &ve) && len(ve.Fields) > 0 {
+	if errors.As(err, &ve) && len(ve.Fields) > 0 {
 		text := ""
 		for i, fe := range ve.Fields {
 			if i > 0 {

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"tunnelgateway/internal/config"
 	"tunnelgateway/internal/graphsim"
 )
@@ -345,5 +348,19 @@ func TestListBound(t *testing.T) {
 	got := s.do(t, request{method: http.MethodGet, path: "/v1/tunnel-sites"})
 	if got.status != http.StatusBadGateway || !strings.Contains(got.body, "GATEWAY_MAX_LIST_PAGES") {
 		t.Errorf("status = %d, body %s; want 502 naming GATEWAY_MAX_LIST_PAGES", got.status, got.body)
+	}
+}
+
+// TestStartupWarnsOfMissingWriteRole reads the roles of the gateway's first Graph token and
+// says clearly when the permission a PATCH needs is missing.
+func TestStartupWarnsOfMissingWriteRole(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.InfoLevel)
+	startStack(t, stackOptions{logger: zap.New(core), configure: func(c *config.Config) {
+		c.Graph.ClientID, c.Graph.ClientSecret = graphsim.ReadOnlyClientID, graphsim.ReadOnlyClientSecret
+	}})
+	found := logs.FilterField(zap.String("missing_role", "DeviceManagementConfiguration.ReadWrite.All"))
+	if found.Len() != 1 || found.All()[0].Level != zap.ErrorLevel {
+		t.Errorf("want one error naming the missing role; log: %v", logs.All())
 	}
 }

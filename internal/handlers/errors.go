@@ -18,6 +18,10 @@ import (
 	"tunnelgateway/internal/writebudget"
 )
 
+// statusCallerGone is the status recorded when the caller closed its connection first, after
+// the convention nginx made common; no caller ever sees it.
+const statusCallerGone = 499
+
 // failure is an error turned into what the caller is told. classify is the one place where a
 // failure class becomes an HTTP status; both route families render the same failure.
 type failure struct {
@@ -52,6 +56,11 @@ func classify(err error) failure {
 		re  *routeError
 	)
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The caller went away and its request was cancelled; nobody reads this answer, but
+		// the audit trail and metrics record it apart from real failures.
+		return failure{status: statusCallerGone, kind: "caller_gone", code: "ClientClosedRequest",
+			title: "Caller went away", detail: "the caller closed the connection before the answer"}
 	case errors.As(err, &re):
 		if re.status == http.StatusMethodNotAllowed {
 			return failure{status: re.status, kind: "method_not_allowed", code: "BadRequest",

@@ -6,6 +6,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"tunnelgateway/internal/writebudget"
@@ -29,9 +30,18 @@ func (o *observedCredential) GetToken(ctx context.Context,
 type pacer struct {
 	budget *writebudget.Budget
 	log    *zap.Logger
+	// wait, when set, observes how long each write attempt waited, granted or refused.
+	wait prometheus.Observer
 }
 
-func (p pacer) Wait(ctx context.Context) error { return p.budget.Wait(ctx) }
+func (p pacer) Wait(ctx context.Context) error {
+	start := time.Now()
+	err := p.budget.Wait(ctx)
+	if p.wait != nil {
+		p.wait.Observe(time.Since(start).Seconds())
+	}
+	return err
+}
 
 func (p pacer) Penalize(d time.Duration) {
 	if d <= 0 {

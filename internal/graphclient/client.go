@@ -129,9 +129,10 @@ func New(opts Options) (*Client, error) {
 			runtime.NewBearerTokenPolicy(opts.Credential, []string{opts.Scope}, nil),
 		},
 	}, &policy.ClientOptions{
+		// TryTimeout is applied by attemptPolicy, after the write budget's wait: azcore's own
+		// per-try timeout would start before that wait and cut a paced write short.
 		Retry: policy.RetryOptions{
 			MaxRetries:    int32(opts.MaxRetries),
-			TryTimeout:    opts.TryTimeout,
 			RetryDelay:    opts.RetryDelay,
 			MaxRetryDelay: 2 * time.Minute,
 			ShouldRetry:   shouldRetry,
@@ -386,7 +387,7 @@ type attemptState struct {
 }
 
 // attemptPolicy runs once per try: it numbers the attempt (the Graph SDKs' Retry-Attempt
-// header), paces writes, and reports each try to the observer.
+// header), paces writes, bounds the try by TryTimeout and reports it to the observer.
 type attemptPolicy struct{ c *Client }
 
 func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
@@ -399,14 +400,19 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 		}
 	}
 
+	// Pace writes: the wait counts against the caller's deadline only, not the try's.
 	if p.c.opts.Pacer != nil && req.Raw().Method == http.MethodPatch {
-		if err := p.c.opts.Pacer.Wait(req.Raw().Context()); err != nil {
+		if err := p.pace(req.Raw().Context()); err != nil {
 			return nil, &PacerError{Err: err}
 		}
 	}
 
+	// Bound this try alone. The body download policy sits below this one, so the answer is
+	// read in full before the try's context is cancelled.
+	tryCtx, cancel := context.WithTimeout(req.Raw().Context(), p.c.opts.TryTimeout)
+	defer cancel()
 	start := time.Now()
-	resp, err := req.Next()
+	resp, err := req.Clone(tryCtx).Next()
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -418,6 +424,24 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 		p.c.opts.Pacer.Penalize(retryAfter(resp.Header, time.Now()))
 	}
 	return resp, err
+}
+
+// writeRoom is the time kept free for the write itself after its slot: a slot granted just
+// before the caller's deadline would send a PATCH that cannot finish, leaving the caller
+// unsure whether Graph applied it.
+const writeRoom = time.Second
+
+// pace waits for a write slot until the caller's deadline less the room the write needs (at
+// most half of the time left).
+func (p attemptPolicy) pace(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return p.c.opts.Pacer.Wait(ctx)
+	}
+	room := min(writeRoom, time.Until(deadline)/2)
+	paceCtx, cancel := context.WithDeadline(ctx, deadline.Add(-room))
+	defer cancel()
+	return p.c.opts.Pacer.Wait(paceCtx)
 }
 
 func streamingBody(b []byte) *bytesReadSeekCloser {

@@ -86,7 +86,7 @@ func (v *Validator) Update(body []byte, serverID string) (Update, error) {
 		sortFields(fields)
 		return Update{}, newError(Invalid, problemCount(len(fields)), fields...)
 	}
-	return accepted(obj)
+	return accepted(obj), nil
 }
 
 // handRules checks what the schema cannot: id against the path, and that a date-time the
@@ -143,8 +143,8 @@ func changesSomething(obj map[string]any) bool {
 	return false
 }
 
-func accepted(obj map[string]any) (Update, error) {
-	u := Update{Values: make(map[string]any, len(obj))}
+func accepted(obj map[string]any) Update {
+	u := Update{Properties: make([]string, 0, len(obj)), Values: make(map[string]any, len(obj))}
 	for name, value := range obj {
 		if !identityName(name) {
 			u.Properties = append(u.Properties, name)
@@ -154,7 +154,7 @@ func accepted(obj map[string]any) (Update, error) {
 	slices.Sort(u.Properties)
 
 	u.Forward = forwardBody(obj, u)
-	return u, nil
+	return u
 }
 
 // forwardBody writes the body for Graph. Names are written as they are: they come from the

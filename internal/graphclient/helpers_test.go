@@ -77,7 +77,8 @@ func newClient(t *testing.T, sim *graphsim.Simulator, setup clientSetup) *graphc
 }
 
 // credentialFor is the real client secret credential of an app registered in sim.
-func credentialFor(t *testing.T, sim *graphsim.Simulator, clientID, secret string) azcore.TokenCredential {
+func credentialFor(t *testing.T, sim *graphsim.Simulator,
+	clientID, secret string) azcore.TokenCredential {
 	t.Helper()
 	cred, err := graphclient.NewCredential(config.GraphConfig{
 		TenantID:                 sim.TenantID(),

@@ -131,7 +131,8 @@ func TestListRefusesForeignNextLink(t *testing.T) {
 }
 
 // rewriteNextLink points the simulator's nextLink at the front, then applies change.
-func rewriteNextLink(resp *http.Response, simURL, frontURL string, change func(string) string) error {
+func rewriteNextLink(resp *http.Response, simURL, frontURL string,
+	change func(string) string) error {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err

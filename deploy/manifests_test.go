@@ -27,14 +27,16 @@ import (
 // kinds are the manifest kinds the deploy directory may hold, each with the Go type it must
 // decode into. Anything else is an error: a kind nobody checks is a kind nobody reviewed.
 var kinds = map[string]func() any{
-	"v1/Namespace":                           func() any { return &corev1.Namespace{} },
-	"v1/ServiceAccount":                      func() any { return &corev1.ServiceAccount{} },
-	"v1/Service":                             func() any { return &corev1.Service{} },
-	"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
-	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
-	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
+	"v1/Namespace":                  func() any { return &corev1.Namespace{} },
+	"v1/ServiceAccount":             func() any { return &corev1.ServiceAccount{} },
+	"v1/Service":                    func() any { return &corev1.Service{} },
+	"v1/ConfigMap":                  func() any { return &corev1.ConfigMap{} },
+	"apps/v1/Deployment":            func() any { return &appsv1.Deployment{} },
+	"policy/v1/PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler": func() any {
+		return &autoscalingv2.HorizontalPodAutoscaler{}
+	},
+	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any {
 		return &monitoringv1.ServiceMonitor{}
 	},

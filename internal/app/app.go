@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -144,7 +145,7 @@ func (g *Gateway) openBudget(ctx context.Context, _ Options) error {
 		MaxQueue: g.cfg.Budget.MaxQueue,
 	}
 	if addr := g.cfg.Budget.RedisAddr; addr != "" {
-		g.redis = redis.NewClient(&redis.Options{Addr: addr})
+		g.redis = redis.NewClient(g.redisOptions())
 		if err := g.redis.Ping(ctx).Err(); err != nil {
 			// Not fatal: the budget fails closed per request and readiness reports it.
 			g.log.Warn("failed to reach redis for the shared write budget",
@@ -161,6 +162,16 @@ func (g *Gateway) openBudget(ctx context.Context, _ Options) error {
 	return nil
 }
 
+func (g *Gateway) redisOptions() *redis.Options {
+	b := g.cfg.Budget
+	o := &redis.Options{Addr: b.RedisAddr, Username: b.RedisUsername, Password: b.RedisPassword}
+	if b.RedisTLS {
+		host, _, _ := net.SplitHostPort(b.RedisAddr)
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	}
+	return o
+}
+
 func (g *Gateway) openGraph(_ context.Context, opts Options) error {
 	cred, err := graphclient.NewCredential(g.cfg.Graph, opts.HTTPClient)
 	if err != nil {
@@ -173,16 +184,37 @@ func (g *Gateway) openGraph(_ context.Context, opts Options) error {
 		Credential:   g.cred,
 		HTTPClient:   opts.HTTPClient,
 		TryTimeout:   g.cfg.Requests.UpstreamTimeout,
-		MaxRetries:   g.cfg.Requests.MaxRetries,
+		MaxRetries:   retries(g.cfg.Requests.MaxRetries),
 		MaxListPages: g.cfg.Requests.MaxListPages,
-		Pacer:        pacer{budget: g.budget, log: g.log},
+		Pacer:        pacer{budget: g.budget, log: g.log, wait: g.metrics.WriteBudgetWait},
 		Observer:     g.metrics.UpstreamObserver(),
+
+		BreakerFailures: g.cfg.Requests.BreakerFailures,
+		BreakerCooldown: g.cfg.Requests.BreakerCooldown,
+		OnBreakerChange: g.breakerChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("build graph client: %w", err)
 	}
 	g.graph = client
 	return nil
+}
+
+// retries turns the configuration's count into the client's: there 0 means "the default".
+func retries(configured int) int {
+	if configured == 0 {
+		return -1
+	}
+	return configured
+}
+
+func (g *Gateway) breakerChanged(open bool) {
+	if open {
+		g.log.Error("circuit breaker opened: graph keeps failing; answering 503 until a probe succeeds",
+			zap.Duration("cooldown", g.cfg.Requests.BreakerCooldown))
+		return
+	}
+	g.log.Info("circuit breaker closed: graph answers again")
 }
 
 func (g *Gateway) newAuthenticator(ctx context.Context, opts Options) (*callers.Authenticator, error) {
@@ -235,7 +267,7 @@ func (g *Gateway) ReloadPolicy() error {
 func (g *Gateway) Handler() http.Handler { return g.api }
 
 // Ready says why the gateway should not take traffic, or nil.
-func (g *Gateway) Ready(ctx context.Context) error {
+func (g *Gateway) Ready(context.Context) error {
 	var errs []error
 	if g.draining.Load() {
 		errs = append(errs, errors.New("draining"))
@@ -249,11 +281,8 @@ func (g *Gateway) Ready(ctx context.Context) error {
 	if g.graph.BreakerOpen() {
 		errs = append(errs, errors.New("circuit breaker open: graph keeps failing"))
 	}
-	if g.redis != nil {
-		if err := g.redis.Ping(ctx).Err(); err != nil {
-			errs = append(errs, fmt.Errorf("redis unreachable: %w", err))
-		}
-	}
+	// Redis is left out on purpose: every replica shares it, so a Redis outage would take all
+	// of them out of service at once, while reads still work and writes fail closed with 503.
 	return errors.Join(errs...)
 }
 

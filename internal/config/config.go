@@ -98,6 +98,13 @@ type BudgetConfig struct {
 	MaxQueue int `env:"GATEWAY_WRITE_QUEUE" envDefault:"1000"`
 	// RedisAddr shares the budget between replicas (host:port). Default: none, in-process.
 	RedisAddr string `env:"GATEWAY_REDIS_ADDR"`
+	// RedisUsername and RedisPassword authenticate to Redis (ACL user, or the access key of
+	// Azure Cache for Redis as the password). Default: none.
+	RedisUsername string `env:"GATEWAY_REDIS_USERNAME"`
+	RedisPassword string `env:"GATEWAY_REDIS_PASSWORD"`
+	// RedisTLS speaks TLS to Redis, verifying its certificate against the system roots.
+	// Default false.
+	RedisTLS bool `env:"GATEWAY_REDIS_TLS" envDefault:"false"`
 }
 
 // RequestConfig bounds each request.
@@ -114,6 +121,10 @@ type RequestConfig struct {
 	MaxListPages int `env:"GATEWAY_MAX_LIST_PAGES" envDefault:"50"`
 	// DrainTimeout is how long requests in flight may finish after SIGTERM. Default 25s.
 	DrainTimeout time.Duration `env:"GATEWAY_DRAIN_TIMEOUT" envDefault:"25s"`
+	// BreakerFailures consecutive failed Graph calls open the circuit breaker. Default 5.
+	BreakerFailures int `env:"GATEWAY_BREAKER_FAILURES" envDefault:"5"`
+	// BreakerCooldown is how long the breaker stays open before one probe. Default 30s.
+	BreakerCooldown time.Duration `env:"GATEWAY_BREAKER_COOLDOWN" envDefault:"30s"`
 }
 
 // FromEnv reads the configuration from environ (os.Environ's form, "KEY=value"). It does not
@@ -284,8 +295,12 @@ func (b *BudgetConfig) validate() []error {
 	if b.WriteWindow < time.Second {
 		errs = append(errs, fmt.Errorf("GATEWAY_WRITE_WINDOW=%q: must be at least 1s", b.WriteWindow))
 	}
-	if b.MaxQueue < 0 {
-		errs = append(errs, fmt.Errorf("GATEWAY_WRITE_QUEUE=%d: must not be negative", b.MaxQueue))
+	if b.MaxQueue < 1 {
+		errs = append(errs, fmt.Errorf("GATEWAY_WRITE_QUEUE=%d: must be at least 1", b.MaxQueue))
+	}
+	if b.RedisAddr == "" && (b.RedisUsername != "" || b.RedisPassword != "" || b.RedisTLS) {
+		errs = append(errs, errors.New(`GATEWAY_REDIS_ADDR="": required when other `+
+			"GATEWAY_REDIS_* settings are given"))
 	}
 	if b.RedisAddr != "" {
 		if _, _, err := net.SplitHostPort(b.RedisAddr); err != nil {
@@ -306,6 +321,11 @@ func (r *RequestConfig) validate() []error {
 	positive("GATEWAY_REQUEST_TIMEOUT", r.Timeout)
 	positive("GATEWAY_UPSTREAM_TIMEOUT", r.UpstreamTimeout)
 	positive("GATEWAY_DRAIN_TIMEOUT", r.DrainTimeout)
+	positive("GATEWAY_BREAKER_COOLDOWN", r.BreakerCooldown)
+	if r.BreakerFailures < 1 {
+		errs = append(errs, fmt.Errorf("GATEWAY_BREAKER_FAILURES=%d: must be at least 1",
+			r.BreakerFailures))
+	}
 	if r.MaxRetries < 0 || r.MaxRetries > 10 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_RETRIES=%d: must be between 0 and 10", r.MaxRetries))
 	}

@@ -1,0 +1,99 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func validEnv() []string {
+	return []string{
+		"AZURE_TENANT_ID=8a2c5e1f-3b4d-4c6e-9f70-1a2b3c4d5e6f",
+		"AZURE_CLIENT_ID=3f1d7c2a-9b8e-4a6f-8c5d-2e1f0a9b8c7d",
+		"AZURE_CLIENT_SECRET=s",
+		"GATEWAY_POLICY_FILE=/etc/gateway/policy.yaml",
+		"GATEWAY_AUTH_AUDIENCES=api://tunnel-gateway",
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		// want lists what the error must name; empty means valid.
+		want []string
+	}{
+		{name: "complete", want: nil},
+		{name: "managed identity needs no client secret",
+			extra: []string{"AZURE_CLIENT_SECRET=", "GATEWAY_USE_MANAGED_IDENTITY=true"}},
+		{name: "every problem at once", extra: []string{
+			"GATEWAY_ADDR=8080", "LOG_LEVEL=loud", "GRAPH_BASE_URL=http://graph.example",
+			"GATEWAY_MAX_RETRIES=11", "GATEWAY_WRITE_QUEUE=0", "GATEWAY_MAX_BODY_BYTES=10",
+		}, want: []string{"GATEWAY_ADDR", "LOG_LEVEL", "GRAPH_BASE_URL", "GATEWAY_MAX_RETRIES",
+			"GATEWAY_WRITE_QUEUE", "GATEWAY_MAX_BODY_BYTES"}},
+		{name: "no credential", extra: []string{"AZURE_CLIENT_SECRET="},
+			want: []string{"no Graph credential"}},
+		{name: "a base url with a query", extra: []string{"GRAPH_BASE_URL=https://g.example/beta?x=1"},
+			want: []string{"GRAPH_BASE_URL", "query"}},
+		{name: "an app-only scope", extra: []string{"GRAPH_SCOPE=User.Read"},
+			want: []string{"GRAPH_SCOPE"}},
+		{name: "redis settings without an address", extra: []string{"GATEWAY_REDIS_TLS=true"},
+			want: []string{"GATEWAY_REDIS_ADDR"}},
+		{name: "the same listener twice", extra: []string{"GATEWAY_ADDR=:9000", "GATEWAY_ADMIN_ADDR=:9000"},
+			want: []string{"GATEWAY_ADMIN_ADDR"}},
+		{name: "breaker settings", extra: []string{"GATEWAY_BREAKER_FAILURES=0",
+			"GATEWAY_BREAKER_COOLDOWN=0s"}, want: []string{"GATEWAY_BREAKER_FAILURES",
+			"GATEWAY_BREAKER_COOLDOWN"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := FromEnv(append(validEnv(), tc.extra...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil, want errors naming %v", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestCallersDefaultToGraphTenant(t *testing.T) {
+	t.Parallel()
+	c, err := FromEnv(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.Callers.TenantID, "8a2c5e1f-3b4d-4c6e-9f70-1a2b3c4d5e6f"; got != want {
+		t.Errorf("Callers.TenantID = %q, want %q", got, want)
+	}
+	if got, want := c.Graph.Credential(), "client-secret"; got != want {
+		t.Errorf("Credential() = %q, want %q", got, want)
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	t.Parallel()
+	names, err := EnvNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := "," + strings.Join(names, ",") + ","
+	for _, want := range []string{"AZURE_TENANT_ID", "GATEWAY_POLICY_FILE", "GATEWAY_REDIS_TLS"} {
+		if !strings.Contains(joined, ","+want+",") {
+			t.Errorf("EnvNames() lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,104 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr []string // substrings; nil means no error
+	}{
+		{name: "defaults", args: nil},
+		{name: "short run", args: []string{"-saturation-duration", "2s", "-rate", "50",
+			"-connections", "100", "-gateway-env", "GOGC=50"}},
+		{name: "every bad bound reported together",
+			args:    []string{"-saturation-duration", "2h", "-connections", "0", "-rate", "9000"},
+			wantErr: []string{"-saturation-duration=2h0m0s", "-connections=0", "-rate=9000"}},
+		{name: "env without a value", args: []string{"-gateway-env", "GOGC"},
+			wantErr: []string{`"GOGC": want KEY=VALUE`}},
+		{name: "stray argument", args: []string{"extra"}, wantErr: []string{"unexpected"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseFlags(tt.args, io.Discard)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("got error %v, want none", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got no error, want one naming %q", tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("got %q, want it to name %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestBareProxyPatchesSimulator checks the baseline does the upstream work the gateway does:
+// the simulator must accept its token and apply the example PATCH.
+func TestBareProxyPatchesSimulator(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := newBench(ctx, settings{gatewayBin: "unused"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	t.Setenv("SSL_CERT_FILE", b.caPath)
+
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	proxyCtx, stopProxy := context.WithCancel(ctx)
+	go func() {
+		served <- serveBareProxy(proxyCtx, []string{"-addr", addr, "-upstream", b.sim.URL()},
+			strings.NewReader(b.token+"\n"))
+	}()
+	c := &child{name: "bare proxy", baseURL: "http://" + addr, adminURL: "http://" + addr}
+	if err := c.awaitReady(c.adminURL + bareReadyPath); err != nil {
+		t.Fatal(err)
+	}
+
+	tgt := b.target(c)
+	req, err := http.NewRequestWithContext(ctx, tgt.Method, tgt.URL, bytes.NewReader(tgt.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = tgt.Header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
+		t.Fatalf("PATCH through the bare proxy: status %d, want %d; body %s", got, want, body)
+	}
+	if got, want := b.sim.Counters().PatchesApplied, int64(1); got != want {
+		t.Errorf("patches applied by the simulator: %d, want %d", got, want)
+	}
+
+	stopProxy()
+	if err := <-served; err != nil {
+		t.Errorf("bare proxy stopped with %v", err)
+	}
+}

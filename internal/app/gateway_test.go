@@ -231,6 +231,11 @@ func TestUpstreamErrorMapping(t *testing.T) {
 		{name: "graph 500 becomes 502", sim: graphsim.Options{Faults: graphsim.Faults{
 			Methods: []string{http.MethodPatch}, Sequence: []string{"500"}}},
 			path: v1Server(site, server), status: http.StatusBadGateway, mentions: []string{"upstream"}},
+		{name: "graph 500 after applying the change says a repeat is safe",
+			sim: graphsim.Options{Faults: graphsim.Faults{Methods: []string{http.MethodPatch},
+				Sequence: []string{"applied-500"}}},
+			path: v1Server(site, server), status: http.StatusBadGateway,
+			mentions: []string{"may have been applied", "repeating the same request is safe"}},
 		{name: "a wrong client secret means no token: 503",
 			configure: func(c *config.Config) { c.Graph.ClientSecret = "wrong" },
 			path:      v1Server(site, server), status: http.StatusServiceUnavailable,

@@ -170,6 +170,10 @@ func classifyGraph(ge *graphclient.GraphError) failure {
 	case ge.Status >= 500:
 		f.status, f.kind, f.title = http.StatusBadGateway, "upstream_failed", "Graph failed"
 		f.retryAfter = ge.RetryAfter
+		// Intune has been seen to apply a change and still answer 500, so the caller cannot
+		// know; a PATCH carries the whole new value, so sending it again is safe.
+		f.detail = "Graph answered " + strconv.Itoa(ge.Status) + " " + ge.Code + ": " + ge.Message +
+			". A change may have been applied anyway; repeating the same request is safe."
 	}
 	return f
 }

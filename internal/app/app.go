@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		opts.Logger = zap.NewNop()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		opts.HTTPClient = defaultHTTPClient()
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -108,6 +108,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 	})
 	g.checkToken(ctx)
 	return g, nil
+}
+
+// defaultHTTPClient keeps a pool of connections to Graph: the standard transport keeps only two
+// idle connections per host, and under load most requests then paid a new TLS handshake
+// (measured: half the gateway's CPU). The cap stays far above what Graph's write limit lets
+// through, and bounds memory when callers pile up.
+func defaultHTTPClient() *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	transport.MaxConnsPerHost = 64
+	transport.ResponseHeaderTimeout = 30 * time.Second
+	return &http.Client{Timeout: 30 * time.Second, Transport: transport}
 }
 
 func (g *Gateway) openPolicy(context.Context, Options) error {

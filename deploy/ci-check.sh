@@ -75,6 +75,10 @@ else
   want_uid=$(id -u)
 fi
 
+# The output files exist before the child starts, so the loop below never reads a missing file
+# while the child is still opening its redirections.
+: >"$work/stdout"
+: >"$work/stderr"
 # Port 0: the kernel picks free loopback ports and the demo prints them. TMPDIR is the only
 # writable place it gets (--demo writes its policy there); the audit trail goes to stdout.
 "${as_user[@]}" env -i PATH=/usr/bin:/bin TMPDIR="$work/tmp" GATEWAY_AUDIT_LOG=- \

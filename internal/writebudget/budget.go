@@ -9,9 +9,18 @@
 // windows: 500 writes at 100 per 2s are done 8s after the first, where an equally safe token
 // bucket (burst 1) spaces them 20ms apart and needs 10s.
 //
+// A write's age is measured from when Graph counted it, which the gateway cannot see; what it
+// can see is a bound on either side. Graph counts a write after its slot is granted and before
+// its answer comes back, so a write taken with WaitSlot is dated by its answer (Slot.Answered)
+// and, until then, by the latest moment it could reach Graph: its grant plus the flight time
+// the caller gives, its try timeout. Dating by the grant alone, as Wait does, is only safe
+// when Margin covers the whole trip; when a hundred writes are granted at once it does not.
+// The log is kept in date order, so writes answered out of order still free their slots in the
+// right order, and a write whose answer never comes keeps its slot until its flight is over.
+//
 // Writes wait in arrival order and only the first asks the store for a slot, so a long queue
 // costs Redis about one call per slot. Every attempt at Graph is a write, retries included:
-// callers Wait before each one.
+// callers wait for a slot before each one.
 package writebudget
 
 import (
@@ -29,6 +38,10 @@ import (
 // maxLimit bounds Limit so the record of recent writes stays small in memory and in Redis.
 const maxLimit = 1_000_000
 
+// minPoll is the least pause between two asks for a slot, so that a prediction of zero (a
+// write in flight answered just now, seen a moment later) never spins.
+const minPoll = time.Millisecond
+
 // minDefaultMargin is the least default Margin: below it, goroutine scheduling alone can bring
 // two writes a window apart here closer together at Graph.
 const minDefaultMargin = 50 * time.Millisecond
@@ -41,9 +54,10 @@ type Config struct {
 	Limit int
 	// Window is the span Limit applies to. Default 20s.
 	Window time.Duration
-	// Margin is added to Window when pacing, to absorb the jitter between a slot granted here
-	// and the write's arrival at Graph, which scheduling and the network add whatever the
-	// window. Default Window/100, at least 50ms.
+	// Margin is added to Window when pacing. For a write dated at its grant (Wait) it absorbs
+	// the time from the grant to the write's arrival at Graph, which scheduling and the network
+	// add whatever the window; for a write dated by its answer (WaitSlot) it is a cushion for
+	// how Graph itself counts. Default Window/100, at least 50ms.
 	Margin time.Duration
 	// MaxQueue is how many writes may wait at once in this process before more are refused.
 	// Default 1000.
@@ -56,15 +70,30 @@ type Config struct {
 	Key string
 }
 
-// store holds the state of a budget: the recent writes and any penalty.
+// store holds the state of a budget: the recent writes, each with its date, and any penalty.
+//
+// A write in flight is dated in the future, at the latest moment it can reach Graph. The slot
+// rule counts it there; the predictions of when a slot frees (the delays take and peek return)
+// count it as if its answer came now, the earliest it can be dated, so that a waiter wakes in
+// time to see the answer and asks again.
 type store interface {
-	// take records a write now if the budget has room; otherwise it says how long until the
-	// next slot.
-	take(ctx context.Context) (granted bool, delay time.Duration, err error)
+	// take records a write dated flight from now if the budget has room; otherwise it says how
+	// long until the next slot may free.
+	take(ctx context.Context, flight time.Duration) (w write, granted bool, delay time.Duration,
+		err error)
+	// redate dates w now, when its answer came back. A write that has left the window stays
+	// gone.
+	redate(ctx context.Context, w write) error
 	// peek says how long until the slot of a write with ahead writes queued before it.
 	peek(ctx context.Context, ahead int) (time.Duration, error)
 	// penalize holds every write for d.
 	penalize(ctx context.Context, d time.Duration) error
+}
+
+// write names one granted write in its store.
+type write struct {
+	id string        // unique among every replica sharing the store
+	at time.Duration // its date when granted, on the store's timeline (in-process only)
 }
 
 // Budget grants write slots in arrival order within the limit. It is safe for concurrent use.
@@ -150,28 +179,42 @@ func (c Config) validate() error {
 	return errors.Join(problems...)
 }
 
-// Wait blocks until the write may go to Graph or ctx ends. ctx's deadline is taken as the
-// latest moment the write may start, so callers leave room for the write itself.
+// Wait blocks until the write may go to Graph or ctx ends, and dates the write at its grant.
+// Use it when the write is sent at once and answered well within Margin; otherwise use
+// WaitSlot. ctx's deadline is taken as the latest moment the write may start, so callers leave
+// room for the write itself.
 //
 // It returns a *ThrottledError at once when MaxQueue writes already wait or when the slot lies
 // past the deadline, a *UnavailableError when Redis cannot be reached, and ctx's error, wrapped,
 // when the caller goes away. A waiter that gives up leaves its place to the writes behind it.
 func (b *Budget) Wait(ctx context.Context) error {
+	_, err := b.WaitSlot(ctx, 0)
+	return err
+}
+
+// WaitSlot is Wait for a write dated by its answer. flight bounds how long after its grant the
+// write can reach Graph (the try timeout of the request that carries it): until the returned
+// Slot is Answered the write is dated at its grant plus flight, and if Answered is never called
+// it keeps that date. A negative flight is refused.
+func (b *Budget) WaitSlot(ctx context.Context, flight time.Duration) (*Slot, error) {
+	if flight < 0 {
+		return nil, fmt.Errorf("wait for write budget: flight %s must not be negative", flight)
+	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("wait for write budget: %w", err)
+		return nil, fmt.Errorf("wait for write budget: %w", err)
 	}
 
 	// Join the queue, or learn when a slot would be free if it is full.
 	ahead, ok := b.join()
 	if !ok {
-		return b.refuse(ctx, ReasonQueueFull, ahead)
+		return nil, b.refuse(ctx, ReasonQueueFull, ahead)
 	}
 	defer b.leave()
 
 	// Fail fast when the writes ahead take every slot before the deadline.
 	if _, hasDeadline := ctx.Deadline(); hasDeadline && ahead > 0 {
 		if err := b.checkDeadline(ctx, ahead); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
@@ -179,10 +222,14 @@ func (b *Budget) Wait(ctx context.Context) error {
 	select {
 	case b.turn <- struct{}{}:
 	case <-ctx.Done():
-		return b.gaveUp(ctx)
+		return nil, b.gaveUp(ctx)
 	}
 	defer func() { <-b.turn }()
-	return b.poll(ctx)
+	w, err := b.poll(ctx, flight)
+	if err != nil {
+		return nil, err
+	}
+	return &Slot{store: b.store, write: w}, nil
 }
 
 // Penalize holds every write for d, on every replica when the budget is in Redis. Call it when
@@ -235,25 +282,25 @@ func (b *Budget) checkDeadline(ctx context.Context, ahead int) error {
 	return nil
 }
 
-// poll asks the store for a slot, sleeping until the next one between tries.
-func (b *Budget) poll(ctx context.Context) error {
+// poll asks the store for a slot, sleeping until the next one may free between tries.
+func (b *Budget) poll(ctx context.Context, flight time.Duration) (write, error) {
 	for {
-		granted, delay, err := b.store.take(ctx)
+		w, granted, delay, err := b.store.take(ctx, flight)
 		if err != nil {
-			return b.storeFailed(ctx, err)
+			return write{}, b.storeFailed(ctx, err)
 		}
 		if granted {
 			b.granted.Add(1)
-			return nil
+			return w, nil
 		}
 		if pastDeadline(ctx, delay) {
-			return b.throttle(ReasonDeadline, delay)
+			return write{}, b.throttle(ReasonDeadline, delay)
 		}
 		if b.jitter > 0 {
 			delay += rand.N(b.jitter)
 		}
-		if !sleep(ctx, delay) {
-			return b.gaveUp(ctx)
+		if !sleep(ctx, max(delay, minPoll)) {
+			return write{}, b.gaveUp(ctx)
 		}
 	}
 }

@@ -17,8 +17,9 @@ const (
 )
 
 // ThrottledError refuses a write because the budget cannot grant it in time. RetryAfter is when
-// a write would get a slot if it came back then, as far as this budget can see: exact in-process,
-// and the earliest possible time with Redis, where other replicas may take slots meanwhile.
+// a write would get a slot if it came back then, as far as this budget can see: the earliest
+// possible time, which writes still in flight (counted as answered now) and, with Redis, other
+// replicas taking slots meanwhile can only push later.
 type ThrottledError struct {
 	Reason     ThrottleReason
 	RetryAfter time.Duration

@@ -12,22 +12,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// takeScript keeps the shared record of recent writes as a sorted set scored by Redis's own
-// clock, so replicas' clocks never matter. It grants a slot when asked (ARGV[3] = "1"), the
-// window has room and no penalty holds; otherwise it returns what the caller needs to predict
-// the next slots: {granted, now, penalty end, recent write times...}, all in microseconds.
-var takeScript = redis.NewScript(`
+// clockAndExpiry is the start of every script that changes the record of recent writes: the
+// time now on Redis's clock, in microseconds, and keep(), which makes the record outlive its
+// latest write by the window (ARGV[2], microseconds), so an idle budget leaves nothing behind.
+const clockAndExpiry = `
 redis.replicate_commands()
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local function keep(key, window)
+  local latest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if latest[2] then
+    local ttl = math.max(tonumber(latest[2]) - now, 0) + window
+    redis.call('PEXPIRE', key, math.ceil(ttl / 1000) + 1000)
+  end
+end
+`
+
+// takeScript keeps the shared record of recent writes as a sorted set scored by each write's
+// date on Redis's own clock, so replicas' clocks never matter. It grants a slot when asked
+// (ARGV[3] = "1"), the window has room and no penalty holds, and dates the write ARGV[5]
+// microseconds ahead (its flight); otherwise it returns what the caller needs to predict the
+// next slots: {granted, now, penalty end, recent write dates...}, all in microseconds.
+var takeScript = redis.NewScript(clockAndExpiry + `
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local penalty_end = tonumber(redis.call('GET', KEYS[2]) or '0')
 if ARGV[3] == '1' and penalty_end <= now and redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[4])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[5]), ARGV[4])
+  keep(KEYS[1], window)
   return {1, now, penalty_end}
 end
 
@@ -37,6 +51,17 @@ for i = 2, #recent, 2 do
   reply[#reply + 1] = tonumber(recent[i])
 end
 return reply
+`)
+
+// redateScript dates the write ARGV[1] now, if it is still inside the window (ARGV[2],
+// microseconds); a write that left it stays gone.
+var redateScript = redis.NewScript(clockAndExpiry + `
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZADD', KEYS[1], 'XX', 'CH', now, ARGV[1]) == 1 then
+  keep(KEYS[1], window)
+end
+return 0
 `)
 
 // penalizeScript moves the penalty end to now + ARGV[1] microseconds unless it is already later.
@@ -77,19 +102,30 @@ func newRedisStore(
 	}
 }
 
-func (s *redisStore) take(ctx context.Context) (bool, time.Duration, error) {
-	snap, err := s.run(ctx, true)
+func (s *redisStore) take(ctx context.Context, flight time.Duration) (
+	write, bool, time.Duration, error,
+) {
+	w := write{id: s.member + strconv.FormatUint(s.count.Add(1), 36)}
+	snap, err := s.run(ctx, w.id, flight)
 	if err != nil {
-		return false, 0, err
+		return write{}, false, 0, err
 	}
 	if snap.granted {
-		return true, 0, nil
+		return w, true, 0, nil
 	}
-	return false, snap.delay(s, 0), nil
+	return write{}, false, snap.delay(s, 0), nil
+}
+
+func (s *redisStore) redate(ctx context.Context, w write) error {
+	err := redateScript.Run(ctx, s.client, s.keys[:1], w.id, s.window.Microseconds()).Err()
+	if err != nil {
+		return fmt.Errorf("date write in redis: %w", err)
+	}
+	return nil
 }
 
 func (s *redisStore) peek(ctx context.Context, ahead int) (time.Duration, error) {
-	snap, err := s.run(ctx, false)
+	snap, err := s.run(ctx, "", 0)
 	if err != nil {
 		return 0, err
 	}
@@ -112,18 +148,21 @@ type snapshot struct {
 }
 
 func (snap snapshot) delay(s *redisStore, ahead int) time.Duration {
-	return slotDelay(snap.recent, snap.now, snap.until, s.window, s.limit, ahead)
+	recent := earliestDates(snap.recent, snap.now)
+	return slotDelay(recent, snap.now, snap.until, s.window, s.limit, ahead)
 }
 
-func (s *redisStore) run(ctx context.Context, take bool) (snapshot, error) {
+// run runs takeScript: to take a slot for the write member, dated flight ahead, or with no
+// member to look only.
+func (s *redisStore) run(ctx context.Context, member string, flight time.Duration) (
+	snapshot, error,
+) {
 	flag := "0"
-	member := ""
-	if take {
+	if member != "" {
 		flag = "1"
-		member = s.member + strconv.FormatUint(s.count.Add(1), 36)
 	}
-	reply, err := takeScript.Run(ctx, s.client, s.keys,
-		s.limit, s.window.Microseconds(), flag, member).Int64Slice()
+	reply, err := takeScript.Run(ctx, s.client, s.keys, s.limit, s.window.Microseconds(),
+		flag, member, flight.Microseconds()).Int64Slice()
 	if err != nil {
 		return snapshot{}, fmt.Errorf("take write slot in redis: %w", err)
 	}

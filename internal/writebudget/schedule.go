@@ -2,6 +2,9 @@ package writebudget
 
 import (
 	"context"
+	"slices"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -32,31 +35,60 @@ func slotDelay(
 	return at(len(recent)+ahead) - now
 }
 
-// localStore keeps the budget in this process: the times of recent writes and a penalty.
+// earliestDates moves every date of dates past now to now, in place, and returns dates: a
+// write in flight is dated at the latest moment it can reach Graph, but its answer, and so its
+// final date, may come at any moment. The order of dates is kept.
+func earliestDates(dates []time.Duration, now time.Duration) []time.Duration {
+	for i, at := range dates {
+		dates[i] = min(at, now)
+	}
+	return dates
+}
+
+// localStore keeps the budget in this process: the dated recent writes and a penalty.
 type localStore struct {
 	limit  int
 	window time.Duration
 	origin time.Time // monotonic zero of the timeline
 
 	mu     sync.Mutex
-	recent []time.Duration // writes inside the window, oldest first
-	until  time.Duration   // penalty end
+	recent []write       // writes inside the window, in date order
+	until  time.Duration // penalty end
+	count  uint64        // writes granted, for their ids
 }
 
 func newLocalStore(limit int, window time.Duration) *localStore {
 	return &localStore{limit: limit, window: window, origin: time.Now()}
 }
 
-func (s *localStore) take(_ context.Context) (bool, time.Duration, error) {
+func (s *localStore) take(_ context.Context, flight time.Duration) (
+	write, bool, time.Duration, error,
+) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
 	now := s.prune()
 	if s.until <= now && len(s.recent) < s.limit {
-		s.recent = append(s.recent, now)
-		return true, 0, nil
+		s.count++
+		w := write{id: strconv.FormatUint(s.count, 36), at: now + flight}
+		s.insert(w)
+		return w, true, 0, nil
 	}
-	return false, slotDelay(s.recent, now, s.until, s.window, s.limit, 0), nil
+	return write{}, false, s.delay(now, 0), nil
+}
+
+func (s *localStore) redate(_ context.Context, w write) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	now := s.prune()
+	i, ok := s.find(w)
+	if !ok {
+		return nil
+	}
+	s.recent = slices.Delete(s.recent, i, i+1)
+	s.insert(write{id: w.id, at: now})
+	return nil
 }
 
 func (s *localStore) peek(_ context.Context, ahead int) (time.Duration, error) {
@@ -64,7 +96,7 @@ func (s *localStore) peek(_ context.Context, ahead int) (time.Duration, error) {
 	defer s.mu.Unlock()
 
 	now := s.prune()
-	return slotDelay(s.recent, now, s.until, s.window, s.limit, ahead), nil
+	return s.delay(now, ahead), nil
 }
 
 func (s *localStore) penalize(_ context.Context, d time.Duration) error {
@@ -75,11 +107,36 @@ func (s *localStore) penalize(_ context.Context, d time.Duration) error {
 	return nil
 }
 
+func (s *localStore) delay(now time.Duration, ahead int) time.Duration {
+	dates := make([]time.Duration, len(s.recent))
+	for i, w := range s.recent {
+		dates[i] = w.at
+	}
+	return slotDelay(earliestDates(dates, now), now, s.until, s.window, s.limit, ahead)
+}
+
+// insert adds w after every write dated no later, keeping recent in date order.
+func (s *localStore) insert(w write) {
+	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].at > w.at })
+	s.recent = slices.Insert(s.recent, i, w)
+}
+
+// find returns the index of w in recent, looking among the writes of its date.
+func (s *localStore) find(w write) (int, bool) {
+	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].at >= w.at })
+	for ; i < len(s.recent) && s.recent[i].at == w.at; i++ {
+		if s.recent[i].id == w.id {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
 // prune drops writes that have left the window and returns the current time on the timeline.
 func (s *localStore) prune() time.Duration {
 	now := time.Since(s.origin)
 	keep := 0
-	for keep < len(s.recent) && s.recent[keep] <= now-s.window {
+	for keep < len(s.recent) && s.recent[keep].at <= now-s.window {
 		keep++
 	}
 	s.recent = s.recent[keep:]

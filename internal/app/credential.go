@@ -34,13 +34,27 @@ type pacer struct {
 	wait prometheus.Observer
 }
 
-func (p pacer) Wait(ctx context.Context) error {
+// Wait takes a write slot dated by the write's answer: the returned func records the answer.
+func (p pacer) Wait(ctx context.Context, maxFlight time.Duration) (func(), error) {
 	start := time.Now()
-	err := p.budget.Wait(ctx)
+	slot, err := p.budget.WaitSlot(ctx, maxFlight)
 	if p.wait != nil {
 		p.wait.Observe(time.Since(start).Seconds())
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return func() { p.answered(slot) }, nil
+}
+
+// answered dates the write by its answer, even when the caller has gone: Graph counted it.
+func (p pacer) answered(slot *writebudget.Slot) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := slot.Answered(ctx); err != nil {
+		p.log.Warn("failed to date a write by its answer; it keeps its slot until its try "+
+			"timeout", zap.Error(err))
+	}
 }
 
 func (p pacer) Penalize(d time.Duration) {

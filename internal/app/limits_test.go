@@ -265,17 +265,13 @@ func chainConfig(fs ...func(*config.Config)) func(*config.Config) {
 	}
 }
 
-// The simulator's scaled-down limit, and the gateway's budget for it. The budget dates a write
-// when it grants the slot, the simulator when the write arrives; between the two lie a TLS
-// handshake for each new connection of a burst's first window and, on a busy machine running
-// these tests with -race, scheduling delays of hundreds of milliseconds. The budget's window
-// is therefore the simulator's plus a second of headroom: without it, a first-window write
-// that arrived late and a next-window write that arrived early met a 429 in about one run in
-// ten under load.
+// The simulator's scaled-down limit, which the gateway's budget takes as it is, with no
+// headroom: the budget dates each write by its answer, which comes after the simulator counted
+// it, so neither the TLS handshakes of a burst's first window nor scheduling delays on a busy
+// machine can bring two writes a budget window apart closer together at the simulator.
 const (
-	simWrites    = 10
-	simWindow    = 2 * time.Second
-	budgetWindow = simWindow + time.Second
+	simWrites = 10
+	simWindow = 2 * time.Second
 )
 
 func scaledLimits() graphsim.Limits {
@@ -291,7 +287,7 @@ func TestBurstIsPaced(t *testing.T) {
 	const writes = 3 * simWrites
 	s := startStack(t, stackOptions{
 		sim:       graphsim.Options{Limits: scaledLimits(), Seed: manyServers(writes), Logger: logger},
-		configure: localBudget(simWrites, budgetWindow, 0),
+		configure: localBudget(simWrites, simWindow, 0),
 	})
 
 	servers := make([]string, writes)
@@ -322,7 +318,7 @@ func TestReplicasShareBudget(t *testing.T) {
 	t.Parallel()
 	logger, logs := simLog()
 	const writes = 3 * simWrites
-	shared := sharedBudget(t, simWrites, budgetWindow)
+	shared := sharedBudget(t, simWrites, simWindow)
 	s := startStack(t, stackOptions{
 		sim: graphsim.Options{TenantID: uuid.NewString(), Limits: scaledLimits(),
 			Seed: manyServers(writes), Logger: logger},

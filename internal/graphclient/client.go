@@ -56,7 +56,12 @@ type Options struct {
 
 // Pacer keeps writes within a budget shared by every replica.
 type Pacer interface {
-	Wait(ctx context.Context) error
+	// Wait blocks until a write may be sent and returns answered, to be called once the try
+	// has ended, whatever its outcome: Graph counts a write when it arrives, which is between
+	// the two, so the budget dates the write by its answer, and until then by the latest it can
+	// arrive, maxFlight after the slot.
+	Wait(ctx context.Context, maxFlight time.Duration) (answered func(), err error)
+	// Penalize holds every write for d after Graph answered 429 with that Retry-After.
 	Penalize(d time.Duration)
 }
 
@@ -400,10 +405,16 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 		}
 	}
 
-	// Pace writes: the wait counts against the caller's deadline only, not the try's.
+	// Pace writes: the wait counts against the caller's deadline only, not the try's, so the
+	// write reaches Graph within TryTimeout of its slot.
+	answered := func() {}
 	if p.c.opts.Pacer != nil && req.Raw().Method == http.MethodPatch {
-		if err := p.pace(req.Raw().Context()); err != nil {
+		var err error
+		if answered, err = p.pace(req.Raw().Context()); err != nil {
 			return nil, &PacerError{Err: err}
+		}
+		if answered == nil {
+			answered = func() {}
 		}
 	}
 
@@ -413,6 +424,7 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 	defer cancel()
 	start := time.Now()
 	resp, err := req.Clone(tryCtx).Next()
+	answered()
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -432,16 +444,17 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 const writeRoom = time.Second
 
 // pace waits for a write slot until the caller's deadline less the room the write needs (at
-// most half of the time left).
-func (p attemptPolicy) pace(ctx context.Context) error {
+// most half of the time left), and returns the function that dates the write by its answer.
+func (p attemptPolicy) pace(ctx context.Context) (answered func(), err error) {
+	flight := p.c.opts.TryTimeout
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		return p.c.opts.Pacer.Wait(ctx)
+		return p.c.opts.Pacer.Wait(ctx, flight)
 	}
 	room := min(writeRoom, time.Until(deadline)/2)
 	paceCtx, cancel := context.WithDeadline(ctx, deadline.Add(-room))
 	defer cancel()
-	return p.c.opts.Pacer.Wait(paceCtx)
+	return p.c.opts.Pacer.Wait(paceCtx, flight)
 }
 
 func streamingBody(b []byte) *bytesReadSeekCloser {

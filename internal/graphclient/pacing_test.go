@@ -20,7 +20,13 @@ type budgetPacer struct {
 	penalized chan time.Duration
 }
 
-func (p budgetPacer) Wait(ctx context.Context) error { return p.budget.Wait(ctx) }
+func (p budgetPacer) Wait(ctx context.Context, maxFlight time.Duration) (func(), error) {
+	slot, err := p.budget.WaitSlot(ctx, maxFlight)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = slot.Answered(context.Background()) }, nil
+}
 
 func (p budgetPacer) Penalize(d time.Duration) {
 	_ = p.budget.Penalize(context.Background(), max(d, time.Second))
@@ -76,6 +82,43 @@ func TestPacedWriteOutwaitsTryTimeout(t *testing.T) {
 	}
 	if got, want := budget.Stats().Granted, uint64(2); got != want {
 		t.Errorf("slots granted: got %d, want %d", got, want)
+	}
+}
+
+// TestPacedWriteDatedByAnswer checks that a write counts against the budget from its answer,
+// not from its slot: Graph counts a write when it arrives, which a slow trip puts up to the
+// answer. With one write per window, the second write's slot opens a paced window after the
+// first write's answer, so it completes that window plus its own trip after the first, and
+// not much later: the first write's answer freed its slot before its try timeout.
+func TestPacedWriteDatedByAnswer(t *testing.T) {
+	t.Parallel()
+	const trip, window = 400 * time.Millisecond, time.Second
+	sim := startSim(t, graphsim.Options{})
+	c := newClient(t, sim, clientSetup{configure: func(o *graphclient.Options) {
+		o.Pacer = budgetPacer{budget: newBudget(t, 1, window)}
+	}})
+	// A first read gets the token before Graph turns slow.
+	ctx := testContext(t, 15*time.Second)
+	if _, err := c.GetServer(ctx, siteID, serverID, newID()); err != nil {
+		t.Fatalf("GetServer: %v", err)
+	}
+	if err := sim.SetFaults(graphsim.Faults{Latency: trip}); err != nil {
+		t.Fatal(err)
+	}
+
+	var done [2]time.Time
+	for i := range done {
+		if _, err := c.PatchServer(ctx, siteID, serverID, patchBody("dated"), newID()); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		done[i] = time.Now()
+	}
+
+	// The budget's margin is 50ms at this window; the try timeout is 5s.
+	least, most := window+50*time.Millisecond+trip, window+50*time.Millisecond+trip+time.Second
+	if got := done[1].Sub(done[0]); got < least || got > most {
+		t.Errorf("second write completed %s after the first, want between %s and %s", got,
+			least, most)
 	}
 }
 

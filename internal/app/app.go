@@ -302,8 +302,10 @@ func (g *Gateway) Ready(context.Context) error {
 // stop accepting, requests in flight get DrainTimeout to finish, and the audit trail is
 // flushed. It returns nil after a clean drain.
 func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
+	// ReadTimeout bounds a slow body (the handler answers 408); bodies are at most 64 KiB.
 	apiServer := &http.Server{Handler: g.api, ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: zap.NewStdLog(g.log)}
+		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		ErrorLog: zap.NewStdLog(g.log)}
 	adminServer := &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: zap.NewStdLog(g.log)}
 

@@ -470,6 +470,7 @@ func TestDeadlineShorterThanWait(t *testing.T) {
 		sim: graphsim.Options{Seed: manyServers(2)},
 		configure: chainConfig(localBudget(1, 20*time.Second, 0), func(c *config.Config) {
 			c.Requests.Timeout = 4 * time.Second
+			c.Requests.UpstreamTimeout = 3 * time.Second
 		}),
 	})
 	if r := patchName(s.client, s.url, serverN(0), "first"); r.status != http.StatusOK {

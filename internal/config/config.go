@@ -322,6 +322,10 @@ func (r *RequestConfig) validate() []error {
 	positive("GATEWAY_UPSTREAM_TIMEOUT", r.UpstreamTimeout)
 	positive("GATEWAY_DRAIN_TIMEOUT", r.DrainTimeout)
 	positive("GATEWAY_BREAKER_COOLDOWN", r.BreakerCooldown)
+	if r.UpstreamTimeout > r.Timeout {
+		errs = append(errs, fmt.Errorf("GATEWAY_UPSTREAM_TIMEOUT=%q: must not exceed "+
+			"GATEWAY_REQUEST_TIMEOUT=%q, or no attempt could ever use it", r.UpstreamTimeout, r.Timeout))
+	}
 	if r.BreakerFailures < 1 {
 		errs = append(errs, fmt.Errorf("GATEWAY_BREAKER_FAILURES=%d: must be at least 1",
 			r.BreakerFailures))

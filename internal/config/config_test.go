@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 			want: []string{"GATEWAY_REDIS_ADDR"}},
 		{name: "the same listener twice", extra: []string{"GATEWAY_ADDR=:9000", "GATEWAY_ADMIN_ADDR=:9000"},
 			want: []string{"GATEWAY_ADMIN_ADDR"}},
+		{name: "an attempt longer than the request", extra: []string{"GATEWAY_REQUEST_TIMEOUT=1s",
+			"GATEWAY_UPSTREAM_TIMEOUT=1h"}, want: []string{"GATEWAY_UPSTREAM_TIMEOUT"}},
 		{name: "breaker settings", extra: []string{"GATEWAY_BREAKER_FAILURES=0",
 			"GATEWAY_BREAKER_COOLDOWN=0s"}, want: []string{"GATEWAY_BREAKER_FAILURES",
 			"GATEWAY_BREAKER_COOLDOWN"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,6 +55,7 @@ func classify(err error) failure {
 		ule *graphclient.UnexpectedLinkError
 		be  *graphclient.BreakerOpenError
 		re  *routeError
+		bre *bodyReadError
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -61,6 +63,8 @@ func classify(err error) failure {
 		// the audit trail and metrics record it apart from real failures.
 		return failure{status: statusCallerGone, kind: "caller_gone", code: "ClientClosedRequest",
 			title: "Caller went away", detail: "the caller closed the connection before the answer"}
+	case errors.As(err, &bre):
+		return classifyBodyRead(bre)
 	case errors.As(err, &re):
 		if re.status == http.StatusMethodNotAllowed {
 			return failure{status: re.status, kind: "method_not_allowed", code: "BadRequest",
@@ -82,6 +86,10 @@ func classify(err error) failure {
 	case errors.As(err, &pd):
 		return failure{status: http.StatusForbidden, kind: pd.Reason, code: "Forbidden",
 			title: "Caller not allowed", detail: pd.Error()}
+	case errors.As(err, &ae) && errors.Is(ae, context.DeadlineExceeded):
+		// The request's deadline ran out before its event could be recorded; the trail is fine.
+		return failure{status: http.StatusGatewayTimeout, kind: "deadline", code: "GatewayTimeout",
+			title: "Deadline exceeded", detail: "the request's deadline passed before it was sent to Graph"}
 	case errors.As(err, &ae):
 		return failure{status: http.StatusServiceUnavailable, kind: "audit_unavailable",
 			code: "ServiceUnavailable", title: "Audit trail unavailable",
@@ -126,6 +134,22 @@ func classify(err error) failure {
 	}
 	return failure{status: http.StatusInternalServerError, kind: "internal", code: "InternalError",
 		title: "Internal error", detail: "the gateway failed unexpectedly; the request id identifies it"}
+}
+
+// bodyReadError is a failure to receive the request body itself (not a bad body).
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+func classifyBodyRead(e *bodyReadError) failure {
+	var netErr net.Error
+	if errors.As(e.err, &netErr) && netErr.Timeout() {
+		return failure{status: http.StatusRequestTimeout, kind: "body_timeout", code: "RequestTimeout",
+			title: "Body not received in time", detail: "the request body did not arrive in time"}
+	}
+	return failure{status: http.StatusBadRequest, kind: "body_incomplete", code: "BadRequest",
+		title: "Body incomplete", detail: "the request body ended early or could not be read"}
 }
 
 func classifyValidation(ve *validation.Error) failure {
@@ -181,10 +205,14 @@ func classifyGraph(ge *graphclient.GraphError) failure {
 // fail answers the request with err rendered for its route family, and records the outcome.
 func (x *exchange) fail(err error) {
 	f := classify(err)
-	if f.status == http.StatusInternalServerError {
+	switch {
+	case f.status == http.StatusInternalServerError:
 		x.log.Error("request failed unexpectedly", zap.Error(err))
-	} else {
+	case f.status < 499:
 		x.log.Info("request refused", zap.Int("status", f.status), zap.String("reason", f.kind),
+			zap.String("detail", f.detail))
+	default:
+		x.log.Warn("request failed", zap.Int("status", f.status), zap.String("reason", f.kind),
 			zap.String("detail", f.detail))
 	}
 	x.failure = &f

@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"tunnelgateway/internal/audit"
 	"tunnelgateway/internal/graphclient"
+	"tunnelgateway/internal/policy"
 )
 
 // getServer reads one tunnel server through to Graph.
@@ -39,18 +41,39 @@ func (s *server) listServers(c *gin.Context) {
 	s.complete(x)
 }
 
-// listSites reads every tunnel site.
+// listSites reads every tunnel site. A caller granted only some sites sees only those.
 func (s *server) listSites(c *gin.Context) {
 	x := exchangeOf(c)
-	if !s.readAllowed(x, "", "") {
+	err := s.Policy.AuthorizeRead(x.caller, "")
+	var denied *policy.Denied
+	someSites := errors.As(err, &denied) && denied.Reason == policy.ReasonSiteNotGranted
+	if err != nil && !someSites {
+		s.refuse(x, err)
 		return
 	}
 
 	x.event = s.newEvent(x, "", "")
 	x.event.Verb = audit.VerbList
 	list, err := s.Graph.ListSites(c.Request.Context(), x.requestID)
+	if err == nil && someSites {
+		list.Values = s.readableSites(x, list.Values)
+	}
 	s.answerList(x, list, err)
 	s.complete(x)
+}
+
+// readableSites keeps the sites the caller may read.
+func (s *server) readableSites(x *exchange, sites []json.RawMessage) []json.RawMessage {
+	kept := make([]json.RawMessage, 0, len(sites))
+	for _, raw := range sites {
+		var site struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(raw, &site) == nil && s.Policy.AuthorizeRead(x.caller, site.ID) == nil {
+			kept = append(kept, raw)
+		}
+	}
+	return kept
 }
 
 // readAllowed checks the path ids and the caller's read grant, answering when either fails.

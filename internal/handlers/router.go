@@ -91,6 +91,9 @@ func New(d Deps) http.Handler {
 	// refused by the id pattern with a clear message instead of reaching another route.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
+	// No redirects: a redirect would answer before authentication, audit and metrics.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 
@@ -176,7 +179,7 @@ func (s *server) begin(c *gin.Context) {
 	elapsed := time.Since(x.start)
 	s.Metrics.ObserveRequest(x.route, c.Request.Method, status, elapsed)
 	x.log.Info("request",
-		zap.String("method", c.Request.Method),
+		zap.String("method", metrics.MethodLabel(c.Request.Method)),
 		zap.String("route", x.route),
 		zap.Int("status", status),
 		zap.Float64("latency_seconds", elapsed.Seconds()))
@@ -204,16 +207,22 @@ func (s *server) openAPI(c *gin.Context) {
 }
 
 func (s *server) noRoute(c *gin.Context) {
-	x := exchangeOf(c)
-	if strings.HasPrefix(c.Request.URL.Path, "/beta/") {
-		x.family = familyGraph
-	}
-	x.fail(&routeError{status: http.StatusNotFound})
+	s.unrouted(exchangeOf(c), http.StatusNotFound)
 }
 
 func (s *server) noMethod(c *gin.Context) {
-	x := exchangeOf(c)
-	x.fail(&routeError{status: http.StatusMethodNotAllowed})
+	s.unrouted(exchangeOf(c), http.StatusMethodNotAllowed)
+}
+
+// unrouted answers a request no route takes, in the shape of the family its path belongs to,
+// and audits it like any refused request.
+func (s *server) unrouted(x *exchange, status int) {
+	if strings.HasPrefix(x.c.Request.URL.Path, "/beta/") {
+		x.family = familyGraph
+	}
+	err := &routeError{status: status}
+	s.auditRejected(x, err)
+	x.fail(err)
 }
 
 // routeError answers a request that matches no route or method.

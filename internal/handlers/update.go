@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -28,6 +29,10 @@ func (s *server) patchServer(c *gin.Context) {
 	// Validate the body against the update schema.
 	raw, err := validation.ReadBody(c.Request.Header, c.Request.Body, s.MaxBodyBytes)
 	if err != nil {
+		var ve *validation.Error
+		if !errors.As(err, &ve) && !errors.Is(err, context.Canceled) {
+			err = &bodyReadError{err: err}
+		}
 		s.refuse(x, err)
 		return
 	}
@@ -56,6 +61,11 @@ func (s *server) patchServer(c *gin.Context) {
 	// Forward, then answer with Graph's status and body.
 	resp, err := s.Graph.PatchServer(c.Request.Context(), siteID, serverID, update.Forward, x.requestID)
 	s.answer(x, resp, err)
+	if x.failure != nil && x.failure.status == statusCallerGone {
+		// The PATCH may already have reached Graph; the trail must not read as "not applied".
+		x.failure.detail = "the caller went away while the change was on its way to Graph; " +
+			"it may have been applied"
+	}
 	s.complete(x)
 }
 

@@ -21,6 +21,8 @@ const (
 	UpstreamCodeError = "error"
 	// FieldUnknown is the field label for any pointer outside the known properties.
 	FieldUnknown = "unknown"
+	// MethodOther is the method label of any method HTTP does not define.
+	MethodOther = "other"
 	// FieldRoot is the field label for rules on the whole body (required, type of the body).
 	FieldRoot = "(root)"
 )
@@ -198,6 +200,7 @@ func registerRuntime(reg prometheus.Registerer) {
 // ObserveRequest records one answered request: its count, its duration and, for a 429, the
 // throttled response. route must be the route template.
 func (m *Metrics) ObserveRequest(route, method string, status int, elapsed time.Duration) {
+	method = MethodLabel(method)
 	m.Requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.RequestDuration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 	if status == http.StatusTooManyRequests {
@@ -282,6 +285,18 @@ var knownFields = map[string]bool{
 	"agentImageDigest":         true,
 	"serverImageDigest":        true,
 	"@odata.type":              true,
+}
+
+// MethodLabel bounds the method label: Go's server accepts any token as a method, so a caller
+// could otherwise create one series per made-up method. Methods HTTP defines keep their name;
+// anything else is MethodOther.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return MethodOther
 }
 
 // FieldLabel turns a JSON pointer from a validation error into a label value from a closed

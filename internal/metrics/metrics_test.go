@@ -228,3 +228,19 @@ func TestAuditObserver(t *testing.T) {
 		}
 	}
 }
+
+func TestMethodLabelIsBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, method, want string }{
+		{"defined method", "PATCH", "PATCH"},
+		{"made-up method", "FROBNICATE", metrics.MethodOther},
+		{"lowercase is not a defined method", "get", metrics.MethodOther},
+		{"huge method", strings.Repeat("X", 30000), metrics.MethodOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := metrics.MethodLabel(tc.method); got != tc.want {
+				t.Errorf("MethodLabel(%.20q) = %q, want %q", tc.method, got, tc.want)
+			}
+		})
+	}
+}

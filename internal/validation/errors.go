@@ -57,6 +57,8 @@ const (
 	RuleMinLength       = "min_length"
 	RuleMaxLength       = "max_length"
 	RuleNotBlank        = "not_blank"
+	RuleControlChar     = "control_character"
+	RuleTooManyMembers  = "too_many_members"
 	RuleFormat          = "format"
 	RulePattern         = "pattern"
 	RuleCalendar        = "calendar"

@@ -97,7 +97,7 @@ func checkRefusal(t *testing.T, err error) {
 var knownRules = []string{RuleSyntax, RuleNotObject, RuleTrailingData, RuleDepth, RuleUTF8,
 	RuleDuplicateKey, RuleGzip, RuleUnknownProperty, RuleReadOnly, RuleType, RuleNull,
 	RuleConst, RuleEnum, RuleMinLength, RuleMaxLength, RuleNotBlank, RuleFormat, RulePattern,
-	RuleCalendar, RuleMismatch, RuleEmptyUpdate}
+	RuleCalendar, RuleMismatch, RuleEmptyUpdate, RuleControlChar, RuleTooManyMembers}
 
 var healthStatuses = []string{"unknown", "healthy", "unhealthy", "warning", "offline",
 	"upgradeInProgress", "upgradeFailed"}

@@ -2,6 +2,7 @@ package validation
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -42,10 +43,13 @@ type patternRule struct {
 
 // compiledSpec is what New takes from openapi.yaml.
 type compiledSpec struct {
-	schema   *jsonschema.Schema
-	allowed  []string
-	readOnly map[string]bool
-	patterns map[string]patternRule // by schema location, as ValidationError.SchemaURL
+	schema *jsonschema.Schema
+	// maxMembers is the schema's maxProperties: a body with more members is refused before
+	// the schema runs, so a body of thousands of unknown names costs one error, not thousands.
+	maxMembers int
+	allowed    []string
+	readOnly   map[string]bool
+	patterns   map[string]patternRule // by schema location, as ValidationError.SchemaURL
 }
 
 func compileSpec(spec []byte) (*compiledSpec, error) {
@@ -71,11 +75,17 @@ func compileSpec(spec []byte) (*compiledSpec, error) {
 	if err != nil {
 		return nil, err
 	}
+	number, _ := update["maxProperties"].(json.Number)
+	maxMembers, err := number.Int64()
+	if err != nil || maxMembers < 1 {
+		return nil, fmt.Errorf("%s needs a positive maxProperties", UpdateSchemaPointer)
+	}
 	cs := &compiledSpec{
-		schema:   schema,
-		allowed:  propertyNames(update, nil),
-		readOnly: map[string]bool{},
-		patterns: map[string]patternRule{},
+		maxMembers: int(maxMembers),
+		schema:     schema,
+		allowed:    propertyNames(update, nil),
+		readOnly:   map[string]bool{},
+		patterns:   map[string]patternRule{},
 	}
 	for _, name := range cs.allowed {
 		if !plainName.MatchString(name) {
@@ -219,9 +229,16 @@ func (cs *compiledSpec) fieldErrors(e *jsonschema.ValidationError) []FieldError 
 		return one(RuleFormat, fmt.Sprintf("must be a valid %s", k.Want))
 	case *kind.MinProperties:
 		return one(RuleEmptyUpdate, cs.emptyUpdateDetail())
+	case *kind.MaxProperties:
+		return one(RuleTooManyMembers, cs.tooManyDetail(k.Got))
 	default:
 		return one(RuleSchema, e.ErrorKind.LocalizedString(printer))
 	}
+}
+
+func (cs *compiledSpec) tooManyDetail(got int) string {
+	return fmt.Sprintf("has %d members; an update has at most %d (the updatable properties are %s)",
+		got, cs.maxMembers, strings.Join(cs.allowed, ", "))
 }
 
 func (cs *compiledSpec) unknownProperties(parent string, names []string) []FieldError {

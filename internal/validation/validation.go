@@ -68,6 +68,10 @@ func (v *Validator) Update(body []byte, serverID string) (Update, error) {
 	if err != nil {
 		return Update{}, err
 	}
+	if len(obj) > v.spec.maxMembers {
+		return Update{}, newError(Invalid, problemCount(1), FieldError{Rule: RuleTooManyMembers,
+			Detail: v.spec.tooManyDetail(len(obj))})
+	}
 
 	var fields []FieldError
 	if err := v.spec.schema.Validate(obj); err != nil {

@@ -142,9 +142,21 @@ func TestUpdate(t *testing.T) {
 		{name: "name blank", body: `{"displayName":"   "}`, wantKind: Invalid,
 			want: []string{"/displayName not_blank"}},
 		{name: "name tabs and newlines", body: `{"displayName":"\t\n\r\u000b\f"}`,
+			wantKind: Invalid, want: []string{"/displayName control_character", "/displayName not_blank"}},
+		{name: "name unicode spaces", body: `{"displayName":"\u00a0\u2003\u3000\u2028"}`,
 			wantKind: Invalid, want: []string{"/displayName not_blank"}},
-		{name: "name unicode spaces", body: `{"displayName":"\u00a0\u2003\u3000\u2028\u0085"}`,
-			wantKind: Invalid, want: []string{"/displayName not_blank"}},
+		{name: "name with a newline", body: `{"displayName":"eu\nwest"}`,
+			wantKind: Invalid, want: []string{"/displayName control_character"}},
+		{name: "name with NUL", body: `{"displayName":"eu\u0000west"}`,
+			wantKind: Invalid, want: []string{"/displayName control_character"}},
+		{name: "name only zero-width", body: `{"displayName":"\u200b\u200d"}`,
+			wantKind: Invalid, want: []string{"/displayName control_character"}},
+		{name: "name with a right-to-left override", body: `{"displayName":"abc\u202egnp.exe"}`,
+			wantKind: Invalid, want: []string{"/displayName control_character"}},
+		{name: "digest with a control character", body: `{"agentImageDigest":"sha256:ab\u0007"}`,
+			wantKind: Invalid, want: []string{"/agentImageDigest control_character"}},
+		{name: "too many members", body: manyMembers(17),
+			wantKind: Invalid, want: []string{" too_many_members"}},
 		{name: "name null", body: `{"displayName":null}`, wantKind: Invalid,
 			want: []string{"/displayName null"}},
 		{name: "name number", body: `{"displayName":42}`, wantKind: Invalid,
@@ -348,8 +360,8 @@ func TestUpdateForward(t *testing.T) {
 				`"@odata.type":"#microsoft.graph.microsoftTunnelServer","displayName":"a<b&c"}`,
 			`{"@odata.type":"#microsoft.graph.microsoftTunnelServer","id":"` + testServer +
 				`","displayName":"a<b&c","tunnelServerHealthStatus":"healthy"}`},
-		{"escapes decoded and re-encoded", `{"displayName":"\u00e9\"\\\n"}`,
-			`{"@odata.type":"#microsoft.graph.microsoftTunnelServer","displayName":"é\"\\\n"}`},
+		{"escapes decoded and re-encoded", `{"displayName":"\u00e9\"\\\u0041"}`,
+			`{"@odata.type":"#microsoft.graph.microsoftTunnelServer","displayName":"é\"\\A"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -475,4 +487,13 @@ func TestRuleNamesPublished(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("openapi.yaml rules = %q\nwant %q", got, want)
 	}
+}
+
+// manyMembers is a body of n unknown members.
+func manyMembers(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"x%d":1`, i)
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }

@@ -1,0 +1,132 @@
+package app_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"tunnelgateway/internal/callers"
+	"tunnelgateway/internal/graphsim"
+)
+
+// TestHostileRequests covers what a hostile or broken client sends beyond a bad body: made-up
+// methods, redirects bait, wrong methods on the Graph route, oversized bodies of unknown names.
+func TestHostileRequests(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	many := make([]string, 3000)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"unknown%d":1`, i)
+	}
+	for _, tc := range []struct {
+		name      string
+		r         request
+		status    int
+		mentions  []string
+		graphForm bool
+	}{
+		{name: "a trailing slash is not redirected", r: request{method: http.MethodGet,
+			path: v1Server(site, server) + "/"}, status: http.StatusNotFound},
+		{name: "a wrong method on the graph route answers in graph's shape",
+			r:      request{method: http.MethodDelete, path: graphServer(site, server)},
+			status: http.StatusMethodNotAllowed, graphForm: true},
+		{name: "thousands of unknown names cost one error",
+			r: request{method: http.MethodPatch, path: v1Server(site, server),
+				body: "{" + strings.Join(many, ",") + "}"},
+			status: http.StatusBadRequest, mentions: []string{"too_many_members"}},
+		{name: "a control character in a name", r: request{method: http.MethodPatch,
+			path: v1Server(site, server), body: `{"displayName":"eu\u0000west"}`},
+			status: http.StatusBadRequest, mentions: []string{"control_character"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := s.do(t, tc.r)
+			if got.status != tc.status {
+				t.Fatalf("status = %d, want %d; body %s", got.status, tc.status, got.body)
+			}
+			if got.header.Get("X-Request-Id") == "" {
+				t.Error("answer has no X-Request-Id")
+			}
+			if tc.graphForm != strings.HasPrefix(got.body, `{"error":`) {
+				t.Errorf("graph error shape = %v, want %v: %s", !tc.graphForm, tc.graphForm, got.body)
+			}
+			if len(got.body) > 4096 {
+				t.Errorf("answer is %d bytes, want a short one", len(got.body))
+			}
+			for _, m := range tc.mentions {
+				if !strings.Contains(got.body, m) {
+					t.Errorf("answer does not mention %q: %s", m, got.body)
+				}
+			}
+		})
+	}
+
+	// Made-up methods share one metric label instead of adding series.
+	for i := range 5 {
+		s.do(t, request{method: fmt.Sprintf("MADEUP%d", i), path: v1Server(site, server)})
+	}
+	resp, err := http.Get(s.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(metricsText), "MADEUP") {
+		t.Error("/metrics grew a series for a made-up method")
+	}
+}
+
+// TestBodyEndsEarly sends fewer bytes than Content-Length promises and closes: the answer is
+// a clear 400, not a 500.
+func TestBodyEndsEarly(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: gateway\r\nX-Api-Key: %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"displayName\":",
+		v1Server(site, server), testAPIKey)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	must(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "body") {
+		t.Errorf("status %d, body %s; want 400 about the body", resp.StatusCode, body)
+	}
+}
+
+// TestSiteRestrictedCallerListsItsSites lists sites as a caller granted one site: it sees that
+// site only, instead of a refusal.
+func TestSiteRestrictedCallerListsItsSites(t *testing.T) {
+	t.Parallel()
+	policy := fmt.Sprintf(`callers:
+  - name: west
+    apiKeySha256: %s
+    read: true
+    sites: [%s]
+`, callers.HashAPIKey(testAPIKey), graphsim.SecondSiteID)
+	s := startStack(t, stackOptions{policy: policy})
+	got := s.do(t, request{method: http.MethodGet, path: "/v1/tunnel-sites"})
+	if got.status != http.StatusOK {
+		t.Fatalf("status %d: %s", got.status, got.body)
+	}
+	if !strings.Contains(got.body, graphsim.SecondSiteID) || strings.Contains(got.body, site) {
+		t.Errorf("listed %s, want only site %s", got.body, graphsim.SecondSiteID)
+	}
+	if other := s.do(t, request{method: http.MethodGet, path: "/v1/tunnel-sites/" + site +
+		"/servers"}); other.status != http.StatusForbidden {
+		t.Errorf("another site's servers: %d, want 403", other.status)
+	}
+}

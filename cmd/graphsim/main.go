@@ -139,8 +139,11 @@ export AZURE_AUTHORITY_HOST=%s
 export AZURE_TENANT_ID=%s
 export AZURE_CLIENT_ID=%s
 export AZURE_CLIENT_SECRET=%s
+export AZURE_DISABLE_INSTANCE_DISCOVERY=true
 export GRAPH_BASE_URL=%s
 export SSL_CERT_FILE=%s
+export GATEWAY_AUTH_AUDIENCES=%s,%s
 `, sim.AuthorityHost(), sim.TenantID(), app.ClientID, sim.GraphBaseURL(), caFile, sim.URL(),
-		sim.AuthorityHost(), sim.TenantID(), app.ClientID, secret, sim.GraphBaseURL(), caFile)
+		sim.AuthorityHost(), sim.TenantID(), app.ClientID, secret, sim.GraphBaseURL(), caFile,
+		graphsim.GatewayAppID, graphsim.GatewayAppIDURI)
 }

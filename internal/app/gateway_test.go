@@ -142,8 +142,8 @@ func TestBodyRules(t *testing.T) {
 			status: http.StatusBadRequest, mentions: []string{"siteId"}},
 		{name: "encoded slash in an id stays in its segment", path: v1Server(site, "..%2Fusers"),
 			body: `{"displayName":"x"}`, status: http.StatusBadRequest, mentions: []string{"serverId"}},
-		{name: "query string is not a way in", path: v1Server(site, server) + "?$select=id",
-			body: `{"displayName":"x"}`, status: http.StatusOK},
+		{name: "query options are refused, not ignored", path: v1Server(site, server) + "?$select=id",
+			body: `{"displayName":"x"}`, status: http.StatusBadRequest, mentions: []string{"$select"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := s.do(t, request{method: http.MethodPatch, path: tc.path, body: tc.body,

@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -111,10 +112,10 @@ func New(d Deps) http.Handler {
 		{familyGraph, routeGraphSites, routeGraphServers, routeGraphServer},
 	} {
 		tag := s.tag(fam.family)
-		r.GET(fam.sites, tag, s.authenticate, s.listSites)
-		r.GET(fam.servers, tag, s.authenticate, s.listServers)
-		r.GET(fam.server, tag, s.authenticate, s.getServer)
-		r.PATCH(fam.server, tag, s.authenticate, s.patchServer)
+		r.GET(fam.sites, tag, s.authenticate, s.noQuery, s.listSites)
+		r.GET(fam.servers, tag, s.authenticate, s.noQuery, s.listServers)
+		r.GET(fam.server, tag, s.authenticate, s.noQuery, s.getServer)
+		r.PATCH(fam.server, tag, s.authenticate, s.noQuery, s.patchServer)
 	}
 	return r
 }
@@ -200,6 +201,32 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 	x.caller = caller
 	x.log = x.log.With(zap.String("caller", caller.String()))
+}
+
+// noQuery refuses query strings: the gateway supports no OData query option, and ignoring one
+// ($filter, $select) would answer with something other than what was asked.
+func (s *server) noQuery(c *gin.Context) {
+	if c.Request.URL.RawQuery == "" {
+		return
+	}
+	x := exchangeOf(c)
+	query := c.Request.URL.Query()
+	var fields []validation.FieldError
+	for name := range query {
+		fields = append(fields, validation.FieldError{
+			Pointer: "/query/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name),
+			Rule:    validation.RuleUnknownProperty,
+			Detail:  "query parameters are not supported; the gateway takes none",
+		})
+	}
+	sort.Slice(fields, func(i, j int) bool { return fields[i].Pointer < fields[j].Pointer })
+	if len(fields) == 0 {
+		fields = append(fields, validation.FieldError{Pointer: "/query", Rule: validation.RuleSyntax,
+			Detail: "the query string cannot be read; the gateway takes none"})
+	}
+	s.refuse(x, &validation.Error{Kind: validation.Invalid,
+		Detail: "the gateway supports no query options", Fields: fields})
+	c.Abort()
 }
 
 func (s *server) openAPI(c *gin.Context) {

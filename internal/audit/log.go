@@ -76,6 +76,10 @@ type Log struct {
 	cond   *sync.Cond
 	queue  []*pending
 	closed bool
+	// poked asks the writer to sync what it wrote without syncing (see lazySyncDelay).
+	poked bool
+	// timerArmed is the writer's own: a lazy sync is scheduled.
+	timerArmed bool
 
 	done     chan struct{} // closed when the writer has drained the queue and closed the sink
 	closeErr error         // set by the writer before done closes
@@ -146,8 +150,9 @@ func (l *Log) RequestReceived(ctx context.Context, e *Event) error {
 
 // ResponseComplete records e at StageResponseComplete without waiting for the disk: the
 // response has already gone to the caller, so holding the handler for an fsync would only add
-// latency. The event rides the next batch and its fsync; if that fails, the failure is
-// counted, logged and reported by Healthy. ResponseComplete stamps the stage, StageTimestamp
+// latency. The event is written at once and synced by the next waiter's fsync, or at most
+// lazySyncDelay later by a timer, so events nobody waits for add no fsync of their own; if the
+// sync fails, the failure is counted, logged and reported by Healthy. ResponseComplete stamps the stage, StageTimestamp
 // and, when zero, LatencySeconds. It returns an *Error only when the event cannot be queued
 // (log closed, event too large). Use Flush to wait for queued events.
 func (l *Log) ResponseComplete(e *Event) error {
@@ -261,15 +266,39 @@ func (l *Log) run() {
 	defer close(l.done)
 	var buf []byte
 	var closeErr error
+	var unsynced []*pending // written, not yet synced: nobody was waiting for them
 	for {
-		batch, closing := l.take()
-		if len(batch) == 0 && closing {
-			break
+		batch, closing, poked := l.take()
+		if err := l.write(batch, &buf); err != nil {
+			l.finish(append(unsynced, batch...), err)
+			unsynced = nil
+			if closing && closeErr == nil {
+				closeErr = err
+			}
+			if closing && len(batch) == 0 {
+				break
+			}
+			continue
 		}
-		err := l.commit(batch, &buf)
-		l.finish(batch, err)
-		if closing && closeErr == nil {
-			closeErr = err
+		unsynced = append(unsynced, batch...)
+
+		// A batch nobody waits for (ResponseComplete events) need not cost an fsync of its own:
+		// the next waiter's sync covers it, or a timer does shortly after.
+		if !closing && !poked && !anyWaiter(unsynced) {
+			l.scheduleSync()
+			continue
+		}
+		if len(unsynced) > 0 || closing {
+			err := l.sync()
+			l.finish(unsynced, err)
+			unsynced = nil
+			l.timerArmed = false
+			if closing && closeErr == nil {
+				closeErr = err
+			}
+		}
+		if closing && len(batch) == 0 {
+			break
 		}
 	}
 	if err := l.sink.Close(); err != nil && closeErr == nil {
@@ -278,13 +307,38 @@ func (l *Log) run() {
 	l.closeErr = closeErr
 }
 
-// take waits for queued events and removes up to maxEventBytes of them (at least one).
-func (l *Log) take() (batch []*pending, closing bool) {
+// lazySyncDelay bounds how long an event nobody waits for stays written but unsynced.
+const lazySyncDelay = 100 * time.Millisecond
+
+func (l *Log) scheduleSync() {
+	if l.timerArmed {
+		return
+	}
+	l.timerArmed = true
+	time.AfterFunc(lazySyncDelay, func() {
+		l.mu.Lock()
+		l.poked = true
+		l.mu.Unlock()
+		l.cond.Broadcast()
+	})
+}
+
+func anyWaiter(batch []*pending) bool {
+	for _, p := range batch {
+		if p.result != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Log) take() (batch []*pending, closing, poked bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for len(l.queue) == 0 && !l.closed {
+	for len(l.queue) == 0 && !l.closed && !l.poked {
 		l.cond.Wait()
 	}
+	poked, l.poked = l.poked, false
 
 	size, n := 0, 0
 	for n < len(l.queue) && (n == 0 || size+len(l.queue[n].line) <= maxEventBytes) {
@@ -297,11 +351,11 @@ func (l *Log) take() (batch []*pending, closing bool) {
 	} else {
 		l.queue = append([]*pending(nil), l.queue[n:]...)
 	}
-	return batch, l.closed
+	return batch, l.closed, poked
 }
 
 // commit writes the batch in one call and syncs once.
-func (l *Log) commit(batch []*pending, buf *[]byte) error {
+func (l *Log) write(batch []*pending, buf *[]byte) error {
 	b := (*buf)[:0]
 	for _, p := range batch {
 		b = append(b, p.line...)
@@ -313,7 +367,10 @@ func (l *Log) commit(batch []*pending, buf *[]byte) error {
 			return fmt.Errorf("write audit events: %w", err)
 		}
 	}
+	return nil
+}
 
+func (l *Log) sync() error {
 	start := time.Now()
 	err := l.sink.Sync()
 	l.syncs.Add(1)
@@ -326,8 +383,6 @@ func (l *Log) commit(batch []*pending, buf *[]byte) error {
 	return nil
 }
 
-// finish records the batch's outcome, then answers its waiters, so that a caller who has
-// its answer sees Healthy and Stats already reflect it.
 func (l *Log) finish(batch []*pending, err error) {
 	l.record(batch, err)
 	for _, p := range batch {

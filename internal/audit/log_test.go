@@ -414,3 +414,43 @@ func TestRotationPrunesBackups(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestResponseCompleteSyncsLazily checks that events nobody waits for cost no fsync of their
+// own: they are written at once, synced by the next waiter's sync, or by a timer soon after.
+func TestResponseCompleteSyncsLazily(t *testing.T) {
+	t.Parallel()
+	l, path := openTestLog(t, Config{})
+	for i := range 20 {
+		if err := l.ResponseComplete(testEvent(fmt.Sprintf("done-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The timer syncs them without any waiter, well within a second.
+	deadline := time.Now().Add(2 * time.Second)
+	for l.Stats().Events < 20 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stats := l.Stats()
+	if stats.Events != 20 {
+		t.Fatalf("Stats().Events = %d after 2s, want 20 synced by the timer", stats.Events)
+	}
+	if stats.Syncs > 3 {
+		t.Errorf("Stats().Syncs = %d for 20 ResponseComplete events, want a few at most", stats.Syncs)
+	}
+
+	// A waiter's sync covers events written before it.
+	if err := l.ResponseComplete(testEvent("before-waiter")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RequestReceived(context.Background(), testEvent("waiter")); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Stats().Events; got != 22 {
+		t.Errorf("after a waiter's sync Stats().Events = %d, want 22", got)
+	}
+	events, err := ReadEvents(path)
+	if err != nil || len(events) != 22 {
+		t.Errorf("file holds %d events (err %v), want 22", len(events), err)
+	}
+}

@@ -148,8 +148,8 @@ type snapshot struct {
 }
 
 func (snap snapshot) delay(s *redisStore, ahead int) time.Duration {
-	recent := earliestDates(snap.recent, snap.now)
-	return slotDelay(recent, snap.now, snap.until, s.window, s.limit, ahead)
+	date := func(i int) time.Duration { return snap.recent[i] }
+	return slotDelay(len(snap.recent), date, snap.now, snap.until, s.window, s.limit, ahead)
 }
 
 // run runs takeScript: to take a slot for the write member, dated flight ahead, or with no

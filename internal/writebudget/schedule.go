@@ -15,8 +15,12 @@ import (
 // least window apart, so no span of length window ever holds more than limit writes. recent holds
 // the times of the writes still inside the window, oldest first; until is the end of a penalty
 // (zero or past when none holds). All times are on one timeline that ends at now.
+//
+// A write still in flight is dated at the latest moment it can reach Graph, but its answer, and
+// so its final date, may come at any moment: a recent date past now counts as now. date reads
+// the i-th of the n recent dates, so callers need not copy their log.
 func slotDelay(
-	recent []time.Duration, now, until, window time.Duration, limit, ahead int,
+	n int, date func(i int) time.Duration, now, until, window time.Duration, limit, ahead int,
 ) time.Duration {
 	start := max(now, until)
 
@@ -24,25 +28,15 @@ func slotDelay(
 	var at func(i int) time.Duration
 	at = func(i int) time.Duration {
 		switch {
-		case i < len(recent):
-			return recent[i]
+		case i < n:
+			return min(date(i), now)
 		case i < limit:
 			return start
 		default:
 			return max(start, at(i-limit)+window)
 		}
 	}
-	return at(len(recent)+ahead) - now
-}
-
-// earliestDates moves every date of dates past now to now, in place, and returns dates: a
-// write in flight is dated at the latest moment it can reach Graph, but its answer, and so its
-// final date, may come at any moment. The order of dates is kept.
-func earliestDates(dates []time.Duration, now time.Duration) []time.Duration {
-	for i, at := range dates {
-		dates[i] = min(at, now)
-	}
-	return dates
+	return at(n+ahead) - now
 }
 
 // localStore keeps the budget in this process: the dated recent writes and a penalty.
@@ -108,11 +102,8 @@ func (s *localStore) penalize(_ context.Context, d time.Duration) error {
 }
 
 func (s *localStore) delay(now time.Duration, ahead int) time.Duration {
-	dates := make([]time.Duration, len(s.recent))
-	for i, w := range s.recent {
-		dates[i] = w.at
-	}
-	return slotDelay(earliestDates(dates, now), now, s.until, s.window, s.limit, ahead)
+	date := func(i int) time.Duration { return s.recent[i].at }
+	return slotDelay(len(s.recent), date, now, s.until, s.window, s.limit, ahead)
 }
 
 // insert adds w after every write dated no later, keeping recent in date order.

@@ -35,11 +35,14 @@ func TestSlotDelay(t *testing.T) {
 		{name: "penalty pushes later windows", recent: []time.Duration{0, 10 * ms},
 			now: 50 * ms, until: 300 * ms, limit: 2, ahead: 2, want: 350 * ms},
 		{name: "past penalty is ignored", now: 50 * ms, until: 20 * ms, limit: 1, want: 0},
+		{name: "a write in flight counts as answered now", recent: []time.Duration{0, 400 * ms},
+			now: 50 * ms, limit: 2, ahead: 1, want: 100 * ms},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := slotDelay(tt.recent, tt.now, tt.until, 100*ms, tt.limit, tt.ahead)
+			date := func(i int) time.Duration { return tt.recent[i] }
+			got := slotDelay(len(tt.recent), date, tt.now, tt.until, 100*ms, tt.limit, tt.ahead)
 			if got != tt.want {
 				t.Errorf("slotDelay() = %s, want %s", got, tt.want)
 			}

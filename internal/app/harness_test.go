@@ -55,27 +55,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	t.Cleanup(func() { _ = sim.Close() })
 
-	dir := t.TempDir()
-	policyText := o.policy
-	if policyText == "" {
-		policyText = demo.Policy(testAPIKey)
-	}
-	policyPath := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(policyText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	cfg, err := config.FromEnv(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	demo.Configure(cfg, sim)
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Callers.PolicyFile = policyPath
-	cfg.Audit.Path = filepath.Join(dir, "audit.log")
-	cfg.Requests.Timeout = 15 * time.Second
-	cfg.Requests.UpstreamTimeout = 5 * time.Second
-	cfg.Requests.DrainTimeout = 5 * time.Second
+	cfg := testConfig(t, sim, o.policy)
+	policyPath := cfg.Callers.PolicyFile
 	if o.configure != nil {
 		o.configure(cfg)
 	}
@@ -121,6 +102,33 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		registry:   registry,
 		client:     &http.Client{Timeout: 20 * time.Second},
 	}
+}
+
+// testConfig is the configuration every test gateway starts from: sim as Graph and Entra ID,
+// policyText (default: demo.Policy(testAPIKey)) as the policy, an audit file and short
+// timeouts, all in a fresh directory.
+func testConfig(t *testing.T, sim *graphsim.Simulator, policyText string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	if policyText == "" {
+		policyText = demo.Policy(testAPIKey)
+	}
+	policyPath := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(policyPath, []byte(policyText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.FromEnv(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo.Configure(cfg, sim)
+	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Callers.PolicyFile = policyPath
+	cfg.Audit.Path = filepath.Join(dir, "audit.log")
+	cfg.Requests.Timeout = 15 * time.Second
+	cfg.Requests.UpstreamTimeout = 5 * time.Second
+	cfg.Requests.DrainTimeout = 5 * time.Second
+	return cfg
 }
 
 func listen(t *testing.T) net.Listener {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,7 +24,6 @@ import (
 	"tunnelgateway/internal/app"
 	"tunnelgateway/internal/audit"
 	"tunnelgateway/internal/config"
-	"tunnelgateway/internal/demo"
 	"tunnelgateway/internal/graphsim"
 )
 
@@ -170,22 +167,7 @@ type replica struct {
 // configure's. It stops when the test ends unless stop was called first.
 func startReplica(t *testing.T, sim *graphsim.Simulator, configure func(*config.Config)) *replica {
 	t.Helper()
-	dir := t.TempDir()
-	policyPath := filepath.Join(dir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(demo.Policy(testAPIKey)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.FromEnv(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	demo.Configure(cfg, sim)
-	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Callers.PolicyFile = policyPath
-	cfg.Audit.Path = filepath.Join(dir, "audit.log")
-	cfg.Requests.Timeout = 15 * time.Second
-	cfg.Requests.UpstreamTimeout = 5 * time.Second
-	cfg.Requests.DrainTimeout = 5 * time.Second
+	cfg := testConfig(t, sim, "")
 	if configure != nil {
 		configure(cfg)
 	}

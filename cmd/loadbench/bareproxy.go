@@ -5,6 +5,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -35,6 +38,8 @@ func serveBareProxy(ctx context.Context, args []string, in io.Reader) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen host:port")
 	upstream := fs.String("upstream", "", "the simulator's URL, https://host:port")
 	idle := fs.Int("idle-conns", 256, "idle upstream connections kept per host")
+	caFile := fs.String("ca-file", "", "trust this PEM file instead of SSL_CERT_FILE "+
+		"(the system pool is read once per process, so an in-process test passes its own)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,6 +55,17 @@ func serveBareProxy(ctx context.Context, args []string, in io.Reader) error {
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = *idle
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("bare proxy: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("bare proxy: -ca-file %s holds no PEM certificate", *caFile)
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	proxy := &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(r *httputil.ProxyRequest) {

@@ -70,7 +70,8 @@ func TestBareProxyPatchesSimulator(t *testing.T) {
 	served := make(chan error, 1)
 	proxyCtx, stopProxy := context.WithCancel(ctx)
 	go func() {
-		served <- serveBareProxy(proxyCtx, []string{"-addr", addr, "-upstream", b.sim.URL()},
+		served <- serveBareProxy(proxyCtx, []string{"-addr", addr, "-upstream", b.sim.URL(),
+			"-ca-file", b.caPath},
 			strings.NewReader(b.token+"\n"))
 	}()
 	c := &child{name: "bare proxy", baseURL: "http://" + addr, adminURL: "http://" + addr}

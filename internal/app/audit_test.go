@@ -57,6 +57,8 @@ func TestAuditEveryOutcome(t *testing.T) {
 		received   bool // a RequestReceived event precedes the answer
 		annotation string
 		upstream   bool
+		// unidentified: no route matched, so the credential was never checked.
+		unidentified bool
 	}{
 		{name: "success", r: request{method: http.MethodPatch, path: v1Server(site, server),
 			body: `{"displayName":"audited"}`}, status: 200, received: true, upstream: true},
@@ -78,6 +80,9 @@ func TestAuditEveryOutcome(t *testing.T) {
 			annotation: audit.AnnotationError},
 		{name: "read", r: request{method: http.MethodGet, path: v1Server(site, server)}, status: 200,
 			upstream: true},
+		{name: "the spec", r: request{method: http.MethodGet, path: "/openapi.yaml"}, status: 200},
+		{name: "no such route", r: request{method: http.MethodGet, path: "/v1/nowhere"}, status: 404,
+			annotation: audit.AnnotationError, unidentified: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -107,7 +112,7 @@ func TestAuditEveryOutcome(t *testing.T) {
 			if (done.Upstream != nil && done.Upstream.RequestID != "") != tc.upstream {
 				t.Errorf("upstream = %+v, want graph's request id: %v", done.Upstream, tc.upstream)
 			}
-			if tc.r.noKey == (done.User.Kind != "") {
+			if identified := !tc.r.noKey && !tc.unidentified; identified != (done.User.Kind != "") {
 				t.Errorf("user = %+v for a caller with key: %v", done.User, !tc.r.noKey)
 			}
 			if tc.received && byStage[audit.StageRequestReceived].Level != audit.LevelRequest {

@@ -230,7 +230,10 @@ func (s *server) noQuery(c *gin.Context) {
 }
 
 func (s *server) openAPI(c *gin.Context) {
+	x := exchangeOf(c)
+	x.event = s.newEvent(x, "", "")
 	c.Data(http.StatusOK, "application/yaml", s.OpenAPI)
+	s.complete(x)
 }
 
 func (s *server) noRoute(c *gin.Context) {

@@ -161,7 +161,7 @@ func startGateway(ctx context.Context, sim *graphsim.Simulator, s settings,
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	if err := gw.Ready(ctx); err != nil {
+	if err := gw.Ready(); err != nil {
 		return nil, fmt.Errorf("gateway not ready: %w", err)
 	}
 	api, err := net.Listen("tcp", "127.0.0.1:0")

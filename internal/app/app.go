@@ -251,7 +251,7 @@ func (g *Gateway) checkToken(ctx context.Context) {
 	defer cancel()
 	info, err := graphclient.CheckToken(ctx, g.cred, g.cfg.Graph.Scope)
 	if err != nil {
-		g.log.Error("failed to acquire graph token at start; not ready until one is acquired",
+		g.log.Error("failed to acquire graph token; not ready until one is acquired",
 			zap.String("credential", g.cfg.Graph.Credential()), zap.Error(err))
 		return
 	}
@@ -263,6 +263,27 @@ func (g *Gateway) checkToken(ctx context.Context) {
 	}
 	g.log.Info("graph token acquired", zap.Strings("roles", info.Roles),
 		zap.Time("expires_on", info.ExpiresOn))
+}
+
+// tokenRetryInterval is how often a gateway without a Graph token asks for one again.
+const tokenRetryInterval = 10 * time.Second
+
+// retryToken asks for a Graph token again while the last attempt failed. Without it a gateway
+// whose first attempt failed would stay unready for good: an unready pod gets no requests, and
+// only requests would otherwise ask again.
+func (g *Gateway) retryToken(ctx context.Context, every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if g.cred.lastError() != nil {
+				g.checkToken(ctx)
+			}
+		}
+	}
 }
 
 // ReloadPolicy rereads the caller policy; a bad file keeps the policy in force.
@@ -278,8 +299,9 @@ func (g *Gateway) ReloadPolicy() error {
 // Handler is the callers' API.
 func (g *Gateway) Handler() http.Handler { return g.api }
 
-// Ready says why the gateway should not take traffic, or nil.
-func (g *Gateway) Ready(context.Context) error {
+// Ready says why the gateway should not take traffic, or nil. It reads state only, so
+// probes stay cheap.
+func (g *Gateway) Ready() error {
 	var errs []error
 	if g.draining.Load() {
 		errs = append(errs, errors.New("draining"))
@@ -311,6 +333,7 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- serve(apiServer, api) }()
+	go g.retryToken(ctx, tokenRetryInterval)
 	go func() { errc <- serve(adminServer, admin) }()
 	g.log.Info("gateway serving", zap.String("addr", api.Addr().String()),
 		zap.String("admin_addr", admin.Addr().String()))

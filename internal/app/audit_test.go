@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -169,7 +168,7 @@ func TestAuditFailureStopsWrites(t *testing.T) {
 	if after := s.sim.Counters().PatchesApplied; after != before {
 		t.Errorf("simulator applied %d PATCHes while the audit trail failed, want 0", after-before)
 	}
-	if err := s.gw.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "audit") {
+	if err := s.gw.Ready(); err == nil || !strings.Contains(err.Error(), "audit") {
 		t.Errorf("Ready() = %v, want an audit failure", err)
 	}
 
@@ -183,7 +182,7 @@ func TestAuditFailureStopsWrites(t *testing.T) {
 	if got := write("recovered"); got.status != 200 {
 		t.Errorf("write after recovery: %d %s", got.status, got.body)
 	}
-	if err := s.gw.Ready(context.Background()); err != nil {
+	if err := s.gw.Ready(); err != nil {
 		t.Errorf("Ready() after recovery = %v, want nil", err)
 	}
 }

@@ -753,7 +753,7 @@ func waitUnready(t *testing.T, gw *app.Gateway) error {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if err := gw.Ready(context.Background()); err != nil {
+		if err := gw.Ready(); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {

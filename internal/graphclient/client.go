@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -21,6 +20,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"tunnelgateway/internal/validation"
 )
 
 // Options configures a Client.
@@ -103,10 +104,6 @@ const (
 	OpListServers = "list_servers"
 	OpListSites   = "list_sites"
 )
-
-// graphID is the pattern of tunnel site and server ids: a GUID. Every id is checked again here,
-// whatever the caller checked, because this is where URLs are built.
-var graphID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // BreakerOpen reports whether the circuit breaker refuses calls to Graph right now.
 func (c *Client) BreakerOpen() bool { return c.breaker.Open() }
@@ -214,8 +211,8 @@ func (c *Client) ListSites(ctx context.Context, requestID string) (*List, error)
 
 // ListServers reads every server of one site, following @odata.nextLink.
 func (c *Client) ListServers(ctx context.Context, siteID, requestID string) (*List, error) {
-	if !graphID.MatchString(siteID) {
-		return nil, fmt.Errorf("site id %q is not a GUID", siteID)
+	if err := checkID("site", siteID); err != nil {
+		return nil, err
 	}
 	u := c.base.String() + "/deviceManagement/microsoftTunnelSites/" + url.PathEscape(siteID) +
 		"/microsoftTunnelServers"
@@ -223,14 +220,23 @@ func (c *Client) ListServers(ctx context.Context, siteID, requestID string) (*Li
 }
 
 func (c *Client) serverURL(siteID, serverID string) (string, error) {
-	if !graphID.MatchString(siteID) {
-		return "", fmt.Errorf("site id %q is not a GUID", siteID)
+	if err := checkID("site", siteID); err != nil {
+		return "", err
 	}
-	if !graphID.MatchString(serverID) {
-		return "", fmt.Errorf("server id %q is not a GUID", serverID)
+	if err := checkID("server", serverID); err != nil {
+		return "", err
 	}
 	return c.base.String() + "/deviceManagement/microsoftTunnelSites/" + url.PathEscape(siteID) +
 		"/microsoftTunnelServers/" + url.PathEscape(serverID), nil
+}
+
+// checkID refuses an id outside the path id pattern. Every id is checked again here, whatever
+// the caller checked, because this is where URLs are built.
+func checkID(kind, id string) error {
+	if !validation.ValidID(id) {
+		return fmt.Errorf("%s id %q is not a GUID", kind, id)
+	}
+	return nil
 }
 
 func (c *Client) list(ctx context.Context, op, first, requestID string) (*List, error) {

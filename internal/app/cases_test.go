@@ -3,16 +3,12 @@ package app_test
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"tunnelgateway/internal/graphsim"
+	"tunnelgateway/internal/shared"
 )
-
-// casesFile is the team's shared list of real-world inputs, beside the repository:
-// ../shared/cases/update-requests.json from the repository root.
-var casesFile = filepath.Join("..", "..", "..", "shared", "cases", "update-requests.json")
 
 type sharedCase struct {
 	Name    string            `json:"name"`
@@ -44,9 +40,13 @@ func (c sharedCase) statuses(t *testing.T) []int {
 // TestSharedCases sends every case of ../shared/cases/update-requests.json through the gateway
 // to the simulator's default seed and checks the status and the fields the answer names.
 func TestSharedCases(t *testing.T) {
+	casesFile, err := shared.File("cases/update-requests.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	data, err := os.ReadFile(casesFile)
 	if err != nil {
-		t.Fatalf("read the shared cases (they live beside the repository): %v", err)
+		t.Fatalf("read the shared cases: %v", err)
 	}
 	var cases []sharedCase
 	if err := json.Unmarshal(data, &cases); err != nil {

@@ -42,11 +42,11 @@
 //     app's gateway roles. Both carry tid, appid, azp, appidacr/azpacr (1 secret, 2
 //     certificate), oid, sub, idtyp app, iat, nbf, exp (Options.TokenLifetime), RS256 + kid.
 //
-// Graph (sources: the Graph page "Update microsoftTunnelServer" in /work/shared/spec, the
+// Graph (sources: the Graph page "Update microsoftTunnelServer" in ../shared/spec, the
 // Graph docs "Microsoft Graph error responses and resource types"
 // https://learn.microsoft.com/graph/errors, "Microsoft Graph throttling guidance" and
 // "service-specific throttling limits" https://learn.microsoft.com/graph/throttling-limits,
-// and the real error bodies in /work/shared/cases/graph-errors):
+// and the real error bodies in ../shared/cases/graph-errors):
 //   - GET and PATCH /beta/deviceManagement/microsoftTunnelSites/{siteId}/
 //     microsoftTunnelServers/{serverId}; GET of a site's servers, of one site and of all sites.
 //     Entities carry @odata.context and @odata.type; lists are {"@odata.context", "value"} with

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-)
 
-// casesFile is the shared list of real-use requests, beside the repository as the project
-// lays it out (CI keeps a copy of shared/ in the same place).
-var casesFile = filepath.Join("..", "..", "..", "shared", "cases", "update-requests.json")
+	"tunnelgateway/internal/shared"
+)
 
 type requestCase struct {
 	Name    string            `json:"name"`
@@ -61,9 +58,13 @@ func statusOf(err error) int {
 // depend on Graph (an unknown server) are left to the gateway's HTTP tests.
 func TestSharedCases(t *testing.T) {
 	t.Parallel()
+	casesFile, err := shared.File("cases/update-requests.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile(casesFile)
 	if err != nil {
-		t.Fatalf("read the shared cases (shared/ must sit beside the repository): %v", err)
+		t.Fatalf("read the shared cases: %v", err)
 	}
 	var cases []requestCase
 	if err := json.Unmarshal(raw, &cases); err != nil {

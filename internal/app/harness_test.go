@@ -44,6 +44,8 @@ type stackOptions struct {
 	configure func(*config.Config)
 	auditSink audit.Sink
 	logger    *zap.Logger
+	// httpClient reaches Graph and Entra ID; default the simulator's client.
+	httpClient *http.Client
 }
 
 // startStack starts a simulator and a gateway wired to it, and stops both when the test ends.
@@ -54,7 +56,13 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
+	return startStackOn(t, sim, o)
+}
 
+// startStackOn starts a gateway wired to sim, which the caller started (o.sim is not used), and
+// stops it when the test ends.
+func startStackOn(t *testing.T, sim *graphsim.Simulator, o stackOptions) *stack {
+	t.Helper()
 	cfg := testConfig(t, sim, o.policy)
 	policyPath := cfg.Callers.PolicyFile
 	if o.configure != nil {
@@ -68,9 +76,13 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	if logger == nil {
 		logger = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	}
+	httpClient := o.httpClient
+	if httpClient == nil {
+		httpClient = sim.Client()
+	}
 	registry := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := app.New(ctx, cfg, app.Options{Logger: logger, HTTPClient: sim.Client(),
+	gw, err := app.New(ctx, cfg, app.Options{Logger: logger, HTTPClient: httpClient,
 		Registry: registry, AuditSink: o.auditSink})
 	if err != nil {
 		cancel()

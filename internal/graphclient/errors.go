@@ -79,14 +79,21 @@ func decodeGraphError(resp *http.Response, body []byte) *GraphError {
 	}
 	var doc struct {
 		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
+			Code       string `json:"code"`
+			Message    string `json:"message"`
+			InnerError struct {
+				RequestID string `json:"request-id"`
+			} `json:"innerError"`
 		} `json:"error"`
 	}
 	if json.Unmarshal(body, &doc) != nil || doc.Error.Code == "" {
 		e.Code = http.StatusText(resp.StatusCode)
 		e.Message = "graph answered without its usual error body"
 		return e
+	}
+	if e.RequestID == "" {
+		// Some front doors drop the header; the body's copy is the same id.
+		e.RequestID = doc.Error.InnerError.RequestID
 	}
 	e.Code = doc.Error.Code
 	e.Message = unwrapIntuneMessage(doc.Error.Message)

@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -182,7 +184,8 @@ func classifyGraph(ge *graphclient.GraphError) failure {
 		f.status, f.kind, f.code, f.title = http.StatusBadGateway, "upstream_credentials",
 			"UpstreamAuthorizationFailed", "Gateway's Graph credentials refused"
 		f.detail = "Graph refused the gateway's own credentials (" + strconv.Itoa(ge.Status) +
-			" " + ge.Code + "); the caller's request was fine. Check the app's " +
+			" " + ge.Code + ": " + strings.TrimRight(ge.Message, ". ") +
+			"); the caller's request was fine. Check the app's " +
 			graphclient.WriteRole + " application permission and admin consent."
 	case ge.Status == http.StatusTooManyRequests:
 		f.kind, f.title = "upstream_throttled", "Graph is throttling"
@@ -196,7 +199,8 @@ func classifyGraph(ge *graphclient.GraphError) failure {
 		f.retryAfter = ge.RetryAfter
 		// Intune has been seen to apply a change and still answer 500, so the caller cannot
 		// know; a PATCH carries the whole new value, so sending it again is safe.
-		f.detail = "Graph answered " + strconv.Itoa(ge.Status) + " " + ge.Code + ": " + ge.Message +
+		f.detail = "Graph answered " + strconv.Itoa(ge.Status) + " " + ge.Code + ": " +
+			strings.TrimRight(ge.Message, ". ") +
 			". A change may have been applied anyway; repeating the same request is safe."
 	}
 	return f
@@ -267,8 +271,7 @@ func (x *exchange) problemBody(f failure) []byte {
 		p.Upstream = &upstreamProblem{Status: u.Status, Code: u.Code, Message: u.Message,
 			RequestID: u.RequestID}
 	}
-	body, _ := json.Marshal(p)
-	return body
+	return marshalAnswer(p)
 }
 
 type graphError struct {
@@ -323,12 +326,21 @@ func (x *exchange) graphErrorBody(f failure) []byte {
 	if f.status == http.StatusBadRequest && len(f.fields) > 0 && f.detail == "" {
 		g.Error.Message = f.fields[0].Detail
 	}
-	body, _ := json.Marshal(g)
-	return body
+	return marshalAnswer(g)
 }
 
 // abortWith is fail for middleware: it answers and stops the handler chain.
 func (x *exchange) abortWith(err error) {
 	x.fail(err)
 	x.c.Abort()
+}
+
+// marshalAnswer encodes an error answer. Messages quote URLs from Graph, so HTML escaping
+// (& as \u0026) would only make them harder to read; nothing here is served as HTML.
+func marshalAnswer(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // plain structs of strings and numbers: encoding cannot fail
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

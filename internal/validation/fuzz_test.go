@@ -111,6 +111,16 @@ func checkAccepted(t *testing.T, body []byte, got Update) {
 	if len(got.Properties) == 0 || len(got.Properties) != len(got.Values) {
 		t.Fatalf("accepted update %+v changes nothing or disagrees with itself", got)
 	}
+	var members map[string]any
+	if err := json.Unmarshal(body, &members); err != nil {
+		t.Fatalf("accepted a body that is not an object: %q", body)
+	}
+	if id, ok := members["id"]; ok && id != testServer {
+		t.Fatalf("accepted id %#v for server %s", id, testServer)
+	}
+	if typ, ok := members["@odata.type"]; ok && typ != "#microsoft.graph.microsoftTunnelServer" {
+		t.Fatalf("accepted @odata.type %#v", typ)
+	}
 	for _, name := range got.Properties {
 		s, ok := got.Values[name].(string)
 		if !ok {
@@ -123,12 +133,16 @@ func checkAccepted(t *testing.T, body []byte, got Update) {
 }
 
 func ruleProblem(name, s string) string {
+	hidden := func(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) }
 	switch name {
 	case "displayName":
 		n := utf8.RuneCountInString(s)
 		visible := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsSpace(r) })
 		if n < 1 || n > 200 || visible < 0 {
 			return "not 1..200 characters with one that is not white space"
+		}
+		if strings.IndexFunc(s, hidden) >= 0 {
+			return "holds a control, formatting or line-separator character"
 		}
 	case "tunnelServerHealthStatus":
 		if !slices.Contains(healthStatuses, s) {
@@ -138,9 +152,18 @@ func ruleProblem(name, s string) string {
 		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
 			return err.Error()
 		}
+		if dot := strings.IndexByte(s, '.'); dot >= 0 {
+			digits := strings.IndexFunc(s[dot+1:], func(r rune) bool { return r < '0' || r > '9' })
+			if digits < 1 || digits > 7 {
+				return "not 1 to 7 fractional digits"
+			}
+		}
 	case "agentImageDigest", "serverImageDigest":
 		if utf8.RuneCountInString(s) > 1024 {
 			return "longer than 1024 characters"
+		}
+		if strings.IndexFunc(s, hidden) >= 0 {
+			return "holds a control, formatting or line-separator character"
 		}
 	default:
 		return "not an updatable property"

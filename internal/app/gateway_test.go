@@ -34,28 +34,41 @@ const (
 // the answer and what the simulator then holds.
 func TestExampleRequestBothRoutes(t *testing.T) {
 	t.Parallel()
+	v1Body := strings.Replace(examplePatch,
+		`"@odata.type": "#microsoft.graph.microsoftTunnelServer",`, "", 1)
 	for _, tc := range []struct {
 		name string
 		path string
 		body string
+		// noContent switches the simulator to answer 204, as Intune endpoints often do.
+		noContent bool
 	}{
-		{"graph route", graphServer(site, server), examplePatch},
-		{"v1 route", v1Server(site, server), strings.Replace(examplePatch,
-			`"@odata.type": "#microsoft.graph.microsoftTunnelServer",`, "", 1)},
+		{name: "graph route", path: graphServer(site, server), body: examplePatch},
+		{name: "v1 route", path: v1Server(site, server), body: v1Body},
+		{name: "graph route, graph answers 204", path: graphServer(site, server),
+			body: examplePatch, noContent: true},
+		{name: "v1 route, graph answers 204", path: v1Server(site, server), body: v1Body,
+			noContent: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startStack(t, stackOptions{})
+			s := startStack(t, stackOptions{sim: graphsim.Options{PatchNoContent: tc.noContent}})
 			got := s.do(t, request{method: http.MethodPatch, path: tc.path, body: tc.body})
-			if got.status != http.StatusOK {
-				t.Fatalf("status = %d, want 200; body %s", got.status, got.body)
-			}
-			var answer map[string]any
-			if err := json.Unmarshal([]byte(got.body), &answer); err != nil {
-				t.Fatalf("answer is not JSON: %v", err)
-			}
-			if answer["id"] != server || answer["displayName"] != "Display Name value" {
-				t.Errorf("answer = %v, want the example server with the new name", answer)
+			if tc.noContent {
+				if got.status != http.StatusNoContent || got.body != "" {
+					t.Fatalf("status = %d with body %q, want 204 and no body", got.status, got.body)
+				}
+			} else {
+				if got.status != http.StatusOK {
+					t.Fatalf("status = %d, want 200; body %s", got.status, got.body)
+				}
+				var answer map[string]any
+				if err := json.Unmarshal([]byte(got.body), &answer); err != nil {
+					t.Fatalf("answer is not JSON: %v", err)
+				}
+				if answer["id"] != server || answer["displayName"] != "Display Name value" {
+					t.Errorf("answer = %v, want the example server with the new name", answer)
+				}
 			}
 			if got.header.Get("X-Request-Id") == "" || got.header.Get("Graph-Request-Id") == "" {
 				t.Errorf("headers = %v, want X-Request-Id and Graph-Request-Id", got.header)
@@ -132,6 +145,15 @@ func TestBodyRules(t *testing.T) {
 			mentions: []string{"lastCheckinDateTime"}},
 		{name: "null digest", path: v1Server(site, server), body: `{"agentImageDigest":null}`,
 			status: http.StatusBadRequest, mentions: []string{"agentImageDigest"}},
+		{name: "digest over 1024 characters", path: v1Server(site, server),
+			body:   `{"agentImageDigest":"` + strings.Repeat("f", 1025) + `"}`,
+			status: http.StatusBadRequest, mentions: []string{"/agentImageDigest", "max_length"}},
+		{name: "digest of 1024 characters", path: v1Server(site, server),
+			body:   `{"serverImageDigest":"` + strings.Repeat("f", 1024) + `"}`,
+			status: http.StatusOK},
+		{name: "nesting deeper than the bound", path: v1Server(site, server),
+			body:   `{"displayName":` + strings.Repeat("[", 17) + strings.Repeat("]", 17) + `}`,
+			status: http.StatusBadRequest, mentions: []string{"depth"}},
 		{name: "every problem at once", path: v1Server(site, server),
 			body:   `{"displayName":"","tunnelServerHealthStatus":"Healthy","colour":"blue"}`,
 			status: http.StatusBadRequest, mentions: []string{"displayName", "tunnelServerHealthStatus", "colour"}},

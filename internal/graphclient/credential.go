@@ -100,7 +100,10 @@ func (t TokenInfo) HasWriteRole() bool { return slices.Contains(t.Roles, WriteRo
 // CheckToken gets a Graph token and reads its roles claim. The token's signature is Graph's
 // business; this only reads the payload to warn early about a missing permission.
 func CheckToken(ctx context.Context, cred azcore.TokenCredential, scope string) (TokenInfo, error) {
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+	// azcore's bearer policy always asks for a CAE-capable token, and azidentity caches CAE
+	// and plain tokens apart: ask for the same kind, so this token is the one requests reuse.
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope},
+		EnableCAE: true})
 	if err != nil {
 		return TokenInfo{}, &CredentialError{Err: err}
 	}

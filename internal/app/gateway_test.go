@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -179,6 +180,25 @@ func TestBodyRules(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// Failures without a field are labelled by kind, in the rules' snake_case.
+	resp, err := http.Get(s.adminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metricsText, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, series := range []string{
+		`tunnelgateway_validation_failures_total{field="(root)",rule="too_large"}`,
+		`tunnelgateway_validation_failures_total{field="(root)",rule="media_type"}`,
+	} {
+		if !strings.Contains(string(metricsText), series) {
+			t.Errorf("/metrics has no %s", series)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,10 @@ import (
 func TestHostileRequests(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, stackOptions{})
+	longQueryNames := make([]string, 300)
+	for i := range longQueryNames {
+		longQueryNames[i] = fmt.Sprintf("p%d%s=1", i, strings.Repeat("q", 200))
+	}
 	many := make([]string, 3000)
 	for i := range many {
 		many[i] = fmt.Sprintf(`"unknown%d":1`, i)
@@ -39,6 +44,14 @@ func TestHostileRequests(t *testing.T) {
 			r: request{method: http.MethodPatch, path: v1Server(site, server),
 				body: "{" + strings.Join(many, ",") + "}"},
 			status: http.StatusBadRequest, mentions: []string{"too_many_members"}},
+		{name: "a path of 60,000 bytes is not echoed whole", r: request{method: http.MethodGet,
+			path: "/v1/" + strings.Repeat("U", 60_000)}, status: http.StatusNotFound},
+		{name: "hundreds of query names are not echoed whole", r: request{method: http.MethodGet,
+			path: "/v1/tunnel-sites?" + strings.Join(longQueryNames, "&")},
+			status: http.StatusBadRequest, mentions: []string{"more query parameters"}},
+		{name: "the spec refuses query strings too", r: request{method: http.MethodGet,
+			path: "/openapi.yaml?format=json"}, status: http.StatusBadRequest,
+			mentions: []string{"/query/format"}},
 		{name: "a control character in a name", r: request{method: http.MethodPatch,
 			path: v1Server(site, server), body: `{"displayName":"eu\u0000west"}`},
 			status: http.StatusBadRequest, mentions: []string{"control_character"}},
@@ -77,6 +90,23 @@ func TestHostileRequests(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(metricsText), "MADEUP") {
 		t.Error("/metrics grew a series for a made-up method")
+	}
+	// A wrong method on a real route counts under that route, not as unmatched.
+	wrongMethod := `tunnelgateway_requests_total{code="405",method="DELETE",` +
+		`route="/beta/deviceManagement/microsoftTunnelSites/:siteId/microsoftTunnelServers/:serverId"}`
+	if !strings.Contains(string(metricsText), wrongMethod) {
+		t.Errorf("/metrics has no %s", wrongMethod)
+	}
+
+	// Nothing a caller sends makes an audit line longer than a few kilobytes.
+	trail, err := os.ReadFile(s.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(strings.TrimSpace(string(trail)), "\n") {
+		if len(line) > 4096 {
+			t.Errorf("audit line %d is %d bytes: %.200s…", i+1, len(line), line)
+		}
 	}
 }
 

@@ -63,6 +63,10 @@ const (
 // maxUserAgentBytes caps the user agent a caller can make us store, as kube-apiserver does.
 const maxUserAgentBytes = 1024
 
+// MaxRequestURIBytes caps the path a caller can make us store or echo: a real route's path is
+// under 200 bytes (two GUIDs), so anything longer is noise or an attack on the trail's size.
+const MaxRequestURIBytes = 1024
+
 // Event is one line of the audit trail. It has no field able to hold a credential: callers are
 // recorded by identity (kind, name, application id), never by token, key, secret or header.
 type Event struct {
@@ -180,7 +184,8 @@ func encode(e *Event) ([]byte, error) {
 	if out.Level != LevelRequest {
 		out.RequestObject = nil
 	}
-	out.UserAgent = truncateUTF8(out.UserAgent, maxUserAgentBytes)
+	out.UserAgent = TruncateUTF8(out.UserAgent, maxUserAgentBytes)
+	out.RequestURI = TruncateUTF8(out.RequestURI, MaxRequestURIBytes)
 
 	line, err := json.Marshal(&out)
 	if err != nil {
@@ -189,8 +194,8 @@ func encode(e *Event) ([]byte, error) {
 	return append(line, '\n'), nil
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a rune.
-func truncateUTF8(s string, n int) string {
+// TruncateUTF8 cuts s to at most n bytes without splitting a rune.
+func TruncateUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

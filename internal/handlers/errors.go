@@ -263,7 +263,7 @@ func (x *exchange) problemBody(f failure) []byte {
 		Title:     f.title,
 		Status:    f.status,
 		Detail:    f.detail,
-		Instance:  x.c.Request.URL.EscapedPath(),
+		Instance:  audit.TruncateUTF8(x.c.Request.URL.EscapedPath(), audit.MaxRequestURIBytes),
 		RequestID: x.requestID,
 		Errors:    f.fields,
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,16 +24,20 @@ import (
 
 // Route templates, used as metric labels and in the audit trail; never raw paths.
 const (
-	routeV1Sites       = "/v1/tunnel-sites"
-	routeV1Servers     = "/v1/tunnel-sites/:siteId/servers"
-	routeV1Server      = "/v1/tunnel-sites/:siteId/servers/:serverId"
-	routeGraphSites    = "/beta/deviceManagement/microsoftTunnelSites"
-	routeGraphServers  = routeGraphSites + "/:siteId/microsoftTunnelServers"
-	routeGraphServer   = routeGraphServers + "/:serverId"
-	routeOpenAPI       = "/openapi.yaml"
-	routeUnmatched     = "unmatched"
-	headerRequestID    = "X-Request-Id"
-	headerGraphRequest = "Graph-Request-Id"
+	routeV1Sites      = "/v1/tunnel-sites"
+	routeV1Servers    = "/v1/tunnel-sites/:siteId/servers"
+	routeV1Server     = "/v1/tunnel-sites/:siteId/servers/:serverId"
+	routeGraphSites   = "/beta/deviceManagement/microsoftTunnelSites"
+	routeGraphServers = routeGraphSites + "/:siteId/microsoftTunnelServers"
+	routeGraphServer  = routeGraphServers + "/:serverId"
+	routeOpenAPI      = "/openapi.yaml"
+	routeUnmatched    = "unmatched"
+	// maxQueryNamesReported and maxQueryNameBytes bound what a refused query string makes the
+	// gateway repeat in its answer and audit trail.
+	maxQueryNamesReported = 8
+	maxQueryNameBytes     = 64
+	headerRequestID       = "X-Request-Id"
+	headerGraphRequest    = "Graph-Request-Id"
 )
 
 // Authenticator identifies the caller of a request.
@@ -103,7 +108,7 @@ func New(d Deps) http.Handler {
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	r.GET(routeOpenAPI, s.authenticate, s.openAPI)
+	r.GET(routeOpenAPI, s.authenticate, s.noQuery, s.openAPI)
 	for _, fam := range []struct {
 		family                 family
 		sites, servers, server string
@@ -211,15 +216,28 @@ func (s *server) noQuery(c *gin.Context) {
 	}
 	x := exchangeOf(c)
 	query := c.Request.URL.Query()
-	var fields []validation.FieldError
+	names := make([]string, 0, len(query))
 	for name := range query {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var fields []validation.FieldError
+	for i, name := range names {
+		if i == maxQueryNamesReported {
+			// The caller learns enough from the first few; the rest would only let one request
+			// write an answer and an audit line as long as its query string.
+			fields = append(fields, validation.FieldError{Pointer: "/query",
+				Rule:   validation.RuleUnknownProperty,
+				Detail: strconv.Itoa(len(names)-i) + " more query parameters are not shown"})
+			break
+		}
 		fields = append(fields, validation.FieldError{
-			Pointer: "/query/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(name),
-			Rule:    validation.RuleUnknownProperty,
-			Detail:  "query parameters are not supported; the gateway takes none",
+			Pointer: "/query/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(
+				audit.TruncateUTF8(name, maxQueryNameBytes)),
+			Rule:   validation.RuleUnknownProperty,
+			Detail: "query parameters are not supported; the gateway takes none",
 		})
 	}
-	sort.Slice(fields, func(i, j int) bool { return fields[i].Pointer < fields[j].Pointer })
 	if len(fields) == 0 {
 		fields = append(fields, validation.FieldError{Pointer: "/query", Rule: validation.RuleSyntax,
 			Detail: "the query string cannot be read; the gateway takes none"})
@@ -241,7 +259,38 @@ func (s *server) noRoute(c *gin.Context) {
 }
 
 func (s *server) noMethod(c *gin.Context) {
-	s.unrouted(exchangeOf(c), http.StatusMethodNotAllowed)
+	x := exchangeOf(c)
+	// gin names no route for a method it refuses; the path still matches one, and that route
+	// is the label operators look for.
+	if route := templateOf(c.Request.URL.EscapedPath()); route != "" {
+		x.route = route
+	}
+	s.unrouted(x, http.StatusMethodNotAllowed)
+}
+
+var routeTemplates = []string{routeOpenAPI, routeV1Sites, routeV1Servers, routeV1Server,
+	routeGraphSites, routeGraphServers, routeGraphServer}
+
+// templateOf returns the route template path matches, segment by segment, or "" for none.
+func templateOf(path string) string {
+	segments := strings.Split(path, "/")
+	for _, tmpl := range routeTemplates {
+		want := strings.Split(tmpl, "/")
+		if len(want) != len(segments) {
+			continue
+		}
+		matched := true
+		for i, w := range want {
+			if segments[i] != w && (!strings.HasPrefix(w, ":") || segments[i] == "") {
+				matched = false
+				break
+			}
+		}
+		if matched {
+			return tmpl
+		}
+	}
+	return ""
 }
 
 // unrouted answers a request no route takes, in the shape of the family its path belongs to,

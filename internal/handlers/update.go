@@ -138,7 +138,9 @@ func (s *server) countRefusal(err error) {
 			s.Metrics.ValidationFailed(f.Pointer, f.Rule)
 		}
 		if len(ve.Fields) == 0 {
-			s.Metrics.ValidationFailed("", ve.Kind.String())
+			// No field to name (a body too large, a wrong media type): the failure's kind,
+			// in the same snake_case as the rules, is the label.
+			s.Metrics.ValidationFailed("", classifyValidation(ve).kind)
 		}
 		return
 	}

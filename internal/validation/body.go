@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,13 +63,28 @@ func checkContentType(values []string) error {
 			"content type %q is not accepted; send application/json", values[0]))
 	}
 	for name, value := range params {
-		if name != "charset" || !strings.EqualFold(value, "utf-8") {
+		allowed, known := contentTypeParams[name]
+		if !known || !slices.ContainsFunc(allowed, func(a string) bool {
+			return strings.EqualFold(a, value)
+		}) {
 			return newError(UnsupportedMediaType, fmt.Sprintf(
-				"content type parameter %s=%q is not accepted; only charset=utf-8 is",
-				name, value))
+				"content type parameter %s=%q is not accepted; only charset=utf-8 and "+
+					"the OData format parameters (odata.metadata, odata.streaming, "+
+					"IEEE754Compatible) are", name, value))
 		}
 	}
 	return nil
+}
+
+// contentTypeParams are the media type parameters a body may carry, by lower-case name (as
+// mime.ParseMediaType gives them), with their accepted values. Besides the charset, OData
+// clients may state the format parameters of OData JSON 4.01, section 3; Graph accepts them,
+// and none changes how a body of strings reads.
+var contentTypeParams = map[string][]string{
+	"charset":           {"utf-8"},
+	"odata.metadata":    {"minimal", "full", "none"},
+	"odata.streaming":   {"true", "false"},
+	"ieee754compatible": {"true", "false"},
 }
 
 // checkContentEncoding reports whether the body is gzip-encoded. Several codings stacked

@@ -29,6 +29,11 @@ func decodeObject(body []byte) (map[string]any, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, malformed(RuleSyntax, "", "the body is empty; send a JSON object")
 	}
+	if bytes.HasPrefix(body, []byte("\xef\xbb\xbf")) {
+		// RFC 8259 forbids sending one; naming it beats "invalid character 'ï'".
+		return nil, malformed(RuleSyntax, "",
+			"the body starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without it")
+	}
 	if !utf8.Valid(body) {
 		return nil, malformed(RuleUTF8, "", "the body is not valid UTF-8")
 	}
@@ -84,7 +89,7 @@ func countNames(v any) int {
 // decodeByTokens walks body token by token: slower, but it knows where it is when something
 // is wrong, so every duplicate and the first other fault are reported by pointer.
 func decodeByTokens(body []byte) (map[string]any, error) {
-	d := &walker{dec: json.NewDecoder(bytes.NewReader(body))}
+	d := &walker{dec: json.NewDecoder(bytes.NewReader(body)), size: len(body)}
 	d.dec.UseNumber()
 	obj, err := d.top()
 	if err != nil {
@@ -98,6 +103,7 @@ func decodeByTokens(body []byte) (map[string]any, error) {
 
 type walker struct {
 	dec        *json.Decoder
+	size       int      // of the body, for "ends early" answers
 	path       []string // names and indexes from the body down to the current value
 	duplicates []FieldError
 }
@@ -105,7 +111,7 @@ type walker struct {
 func (w *walker) top() (map[string]any, error) {
 	tok, err := w.dec.Token()
 	if err != nil {
-		return nil, syntaxError(err, w.dec)
+		return nil, w.syntaxError(err)
 	}
 	if tok != json.Delim('{') {
 		return nil, malformed(RuleNotObject, "", fmt.Sprintf(
@@ -130,7 +136,7 @@ func (w *walker) object(depth int) (map[string]any, error) {
 	for w.dec.More() {
 		tok, err := w.dec.Token()
 		if err != nil {
-			return nil, syntaxError(err, w.dec)
+			return nil, w.syntaxError(err)
 		}
 		name, _ := tok.(string) // json.Decoder only yields strings as member names
 		w.path = append(w.path, name)
@@ -167,7 +173,7 @@ func (w *walker) array(depth int) ([]any, error) {
 func (w *walker) value(depth int) (any, error) {
 	tok, err := w.dec.Token()
 	if err != nil {
-		return nil, syntaxError(err, w.dec)
+		return nil, w.syntaxError(err)
 	}
 	delim, ok := tok.(json.Delim)
 	if !ok {
@@ -185,12 +191,12 @@ func (w *walker) value(depth int) (any, error) {
 
 func (w *walker) closing() error {
 	if _, err := w.dec.Token(); err != nil {
-		return syntaxError(err, w.dec)
+		return w.syntaxError(err)
 	}
 	return nil
 }
 
-func syntaxError(err error, dec *json.Decoder) *Error {
+func (w *walker) syntaxError(err error) *Error {
 	var syntax *json.SyntaxError
 	switch {
 	case errors.As(err, &syntax):
@@ -198,7 +204,8 @@ func syntaxError(err error, dec *json.Decoder) *Error {
 			"invalid JSON at byte %d: %s", syntax.Offset, syntax.Error()))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return malformed(RuleSyntax, "", fmt.Sprintf(
-			"the JSON ends early, at byte %d", dec.InputOffset()))
+			"the JSON ends early: the body stops after %d bytes with a value still open",
+			w.size))
 	default:
 		return malformed(RuleSyntax, "", fmt.Sprintf("invalid JSON: %v", err))
 	}

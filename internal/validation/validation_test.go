@@ -502,3 +502,31 @@ func manyMembers(n int) string {
 	}
 	return "{" + strings.Join(parts, ",") + "}"
 }
+
+// TestSyntaxDetails checks that a broken body is described in words a caller can act on.
+func TestSyntaxDetails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{name: "byte order mark", body: "\xef\xbb\xbf{\"displayName\":\"x\"}",
+			want: "byte-order mark"},
+		{name: "ends inside a name", body: `{"displayN`,
+			want: "stops after 10 bytes with a value still open"},
+		{name: "ends inside a value", body: `{"displayName":"abc`,
+			want: "stops after 19 bytes with a value still open"},
+		{name: "bad character", body: `{"displayName": tru}`, want: "invalid JSON at byte"},
+	}
+	v := testValidator(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := v.Update([]byte(tt.body), testServer)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -39,11 +39,12 @@ func TestAdminAPI(t *testing.T) {
 		t.Errorf("GET after PUT faults: got %d, want 503", resp.StatusCode)
 	}
 
-	// Limits: window as a duration string, zero fields take defaults.
+	// Limits: window as a duration string, zero fields take defaults (200 is Intune's tenant
+	// write limit, written out so that a changed default cannot pass unnoticed).
 	resp, body = adminCall(t, sim, http.MethodPut, "/limits", `{"appRequests":5,"window":"2s"}`)
 	var l Limits
 	if err := json.Unmarshal(body, &l); err != nil || resp.StatusCode != 200 ||
-		l.AppRequests != 5 || l.Window != 2*time.Second || l.TenantWrites != DefaultTenantWrites {
+		l.AppRequests != 5 || l.Window != 2*time.Second || l.TenantWrites != 200 {
 		t.Errorf("PUT limits: got %d %s (%v)", resp.StatusCode, body, err)
 	}
 

@@ -16,7 +16,7 @@ type graphError struct {
 	status  int
 	code    string
 	message string
-	// intune marks errors raised by the Intune service behind Graph; with Options.IntuneErrors
+	// intune marks errors raised by the Intune service behind Graph; with IntuneErrors
 	// their message becomes Intune's JSON document in a string.
 	intune bool
 }
@@ -59,7 +59,7 @@ type intuneMessage struct {
 // already set as headers by the request middleware.
 func (s *Simulator) writeGraphError(w http.ResponseWriter, r *http.Request, gerr *graphError) {
 	message := gerr.message
-	if gerr.intune && s.opts.IntuneErrors {
+	if gerr.intune && s.responses.get().IntuneErrors {
 		message = intuneForm(message, w.Header().Get("request-id"), r.URL.Path)
 	}
 	body := graphErrorBody{Error: graphErrorDetail{

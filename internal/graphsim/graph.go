@@ -72,7 +72,7 @@ func (s *Simulator) admitOrThrottle(w http.ResponseWriter, r *http.Request, p pr
 		return true
 	}
 	s.counters.throttled()
-	if !s.opts.OmitRetryAfter {
+	if !s.responses.get().OmitRetryAfter {
 		seconds := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(seconds, 1)))
 	}
@@ -202,7 +202,7 @@ func (s *Simulator) patchServer(w http.ResponseWriter, r *http.Request, call gra
 	case call.fault.kind == FaultAppliedError:
 		s.counters.faultInjected()
 		s.writeGraphError(w, r, faultError(http.StatusInternalServerError))
-	case s.opts.PatchNoContent:
+	case s.responses.get().PatchNoContent:
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		s.writeOData(w, http.StatusOK, s.renderServer(siteID, merged, true))

@@ -90,7 +90,11 @@
 //     start, switched while running with SetResponseOptions or PUT /_simulator/options.
 //   - Faults (Faults, SetFaults, admin API): added latency, 500/502/503/504 at a rate or as a
 //     scripted sequence, connection reset (TCP RST, no answer), stalled response, and
-//     applied-500 (the PATCH is stored, then 500 is answered, as seen with Intune).
+//     applied-500 (the PATCH is stored, then 500 is answered, as seen with Intune). A status
+//     fault answers the status's usual code (ServiceUnavailable…) or a chosen Graph error code:
+//     "503:CancelledOnServiceTimeout" in the sequence, or ErrorCode beside ErrorRate.
+//     CancelledOnServiceTimeout comes with Intune's timeout wording, CustomApiErrorPhrase and
+//     ErrorSourceService (graph-errors sample); other codes keep the status's message.
 //
 // # Admin API and counters
 //

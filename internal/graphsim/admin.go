@@ -12,6 +12,8 @@ import (
 //	PUT  /_simulator/faults                       replace Faults
 //	GET  /_simulator/limits                       current Limits (window as "20s")
 //	PUT  /_simulator/limits                       replace Limits (zero fields take defaults)
+//	GET  /_simulator/options                      current ResponseOptions
+//	PUT  /_simulator/options                      replace ResponseOptions (absent fields: false)
 //	GET  /_simulator/counters                     Counters
 //	DELETE /_simulator/counters                   reset Counters
 //	POST /_simulator/keys/rotate                  RotateSigningKey
@@ -47,6 +49,17 @@ func (s *Simulator) adminRoutes() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.throttle.get())
+	})
+	mux.HandleFunc("GET "+adminPrefix+"/options", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.ResponseOptions())
+	})
+	mux.HandleFunc("PUT "+adminPrefix+"/options", func(w http.ResponseWriter, r *http.Request) {
+		var o ResponseOptions
+		if !decodeAdmin(w, r, &o) {
+			return
+		}
+		s.SetResponseOptions(o)
+		writeJSON(w, http.StatusOK, s.ResponseOptions())
 	})
 	mux.HandleFunc("GET "+adminPrefix+"/counters", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Counters())

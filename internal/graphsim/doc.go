@@ -52,7 +52,7 @@
 //     Entities carry @odata.context and @odata.type; lists are {"@odata.context", "value"} with
 //     @odata.nextLink (absolute, opaque $skiptoken) when $top or Options.PageSize cuts a page.
 //   - PATCH merges the given properties and answers 200 with the whole object (the page's
-//     documented answer) or, with Options.PatchNoContent, 204 (what Intune endpoints often do).
+//     documented answer) or, with PatchNoContent, 204 (what Intune endpoints often do).
 //   - Tokens checked as Graph does: missing, malformed, expired, not yet valid, badly signed
 //     (unknown kid, unpublished key, alg none, HS256), wrong audience or tenant: 401
 //     InvalidAuthenticationToken with Graph's WWW-Authenticate challenge (realm,
@@ -76,7 +76,7 @@
 //     inflation: 413 beyond it; another encoding: 415.
 //   - Every Graph and Entra answer has a request-id header and echoes client-request-id; Graph
 //     error bodies are {"error":{"code","message","innerError":{"date","request-id",
-//     "client-request-id"}}}. With Options.IntuneErrors the message of errors Intune raises
+//     "client-request-id"}}}. With IntuneErrors the message of errors Intune raises
 //     (403, 404, 429, 5xx) is Intune's CRLF-indented JSON document (_version 3, Message with
 //     Operation ID and Activity ID, CustomApiErrorPhrase, RetryAfter null, ErrorSourceService,
 //     HttpHeaders), as in the graph-errors samples; OData validation errors keep the plain form.
@@ -84,16 +84,24 @@
 //     app per tenant 100 writes and 1000 requests, per tenant 200 writes and 2000 requests, per
 //     20 s, counted in sliding windows (Limits; SetLimits; Limits{Disabled: true}). Over a
 //     limit: 429 TooManyRequests "Too many requests." with Retry-After in whole seconds until a
-//     slot frees, or without it (Options.OmitRetryAfter), as Intune sometimes answers
+//     slot frees, or without it (OmitRetryAfter), as Intune sometimes answers
 //     (graph-errors sample and public Q&A reports of missing Retry-After).
+//   - PatchNoContent, IntuneErrors and OmitRetryAfter are ResponseOptions: set in Options at
+//     start, switched while running with SetResponseOptions or PUT /_simulator/options.
 //   - Faults (Faults, SetFaults, admin API): added latency, 500/502/503/504 at a rate or as a
 //     scripted sequence, connection reset (TCP RST, no answer), stalled response, and
-//     applied-500 (the PATCH is stored, then 500 is answered, as seen with Intune).
+//     applied-500 (the PATCH is stored, then 500 is answered, as seen with Intune). A status
+//     fault answers the status's usual code (ServiceUnavailable…) or a chosen Graph error code:
+//     "503:CancelledOnServiceTimeout" in the sequence, or ErrorCode beside ErrorRate.
+//     CancelledOnServiceTimeout comes with Intune's timeout wording, CustomApiErrorPhrase and
+//     ErrorSourceService (graph-errors sample); other codes keep the status's message.
 //
 // # Admin API and counters
 //
 // Under /_simulator, without a token: GET/PUT faults and limits (JSON, durations as "250ms"),
-// GET/DELETE counters, POST keys/rotate, GET sites/{siteId}/servers/{serverId}. Counters count
+// GET/PUT options (the ResponseOptions {"patchNoContent", "intuneErrors", "omitRetryAfter"},
+// starting from Options; a PUT replaces all three, absent ones become false), GET/DELETE
+// counters, POST keys/rotate, GET sites/{siteId}/servers/{serverId}. Counters count
 // Graph and Entra requests by method, route template and status, token requests (total and by
 // client id), tokens issued, 429s, PATCHes applied and faults injected.
 //

@@ -300,3 +300,56 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func keyfuncOverride(sim *Simulator) keyfunc.Override {
 	return keyfunc.Override{Client: sim.Client()}
 }
+
+// TestTokenLifetime checks that Options.TokenLifetime reaches both the token response and the
+// token itself, for Graph (v1) and gateway (v2) tokens.
+func TestTokenLifetime(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		lifetime    time.Duration
+		clientID    string
+		secret      string
+		scope       string
+		wantSeconds int64
+	}{
+		{"default, graph token", 0, DefaultClientID, DefaultClientSecret,
+			GraphResource + "/.default", 3600},
+		{"five minutes, graph token", 5 * time.Minute, DefaultClientID, DefaultClientSecret,
+			GraphResource + "/.default", 300},
+		{"five minutes, gateway token", 5 * time.Minute, PortalClientID, PortalClientSecret,
+			GatewayAppIDURI + "/.default", 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, Options{TokenLifetime: tt.lifetime})
+			resp, body := postForm(t, sim, sim.TenantID(), map[string]string{
+				"grant_type": "client_credentials", "client_id": tt.clientID,
+				"client_secret": tt.secret, "scope": tt.scope,
+			})
+			var tr tokenResponse
+			if err := json.Unmarshal(body, &tr); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("token: got %d %s (%v), want 200", resp.StatusCode, body, err)
+			}
+			if tr.ExpiresIn != tt.wantSeconds || tr.ExtExpiresIn != tt.wantSeconds {
+				t.Errorf("expires_in, ext_expires_in: got %d, %d, want %d", tr.ExpiresIn,
+					tr.ExtExpiresIn, tt.wantSeconds)
+			}
+
+			claims := jwt.MapClaims{}
+			if _, err := jwt.ParseWithClaims(tr.AccessToken, claims, jwksKeyfunc(t, sim).Keyfunc,
+				jwt.WithValidMethods([]string{"RS256"})); err != nil {
+				t.Fatalf("verify through JWKS: %v", err)
+			}
+			iat, errIat := claims.GetIssuedAt()
+			exp, errExp := claims.GetExpirationTime()
+			if errIat != nil || errExp != nil || iat == nil || exp == nil {
+				t.Fatalf("iat, exp: got %v, %v (%v, %v), want both", iat, exp, errIat, errExp)
+			}
+			if got := exp.Unix() - iat.Unix(); got != tt.wantSeconds {
+				t.Errorf("exp - iat: got %d s, want %d s", got, tt.wantSeconds)
+			}
+		})
+	}
+}

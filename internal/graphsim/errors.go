@@ -16,10 +16,17 @@ type graphError struct {
 	status  int
 	code    string
 	message string
-	// intune marks errors raised by the Intune service behind Graph; with Options.IntuneErrors
-	// their message becomes Intune's JSON document in a string.
+	// intune marks errors raised by the Intune service behind Graph; with IntuneErrors their
+	// message becomes Intune's JSON document in a string.
 	intune bool
+	// apiErrorPhrase and sourceService fill the document's CustomApiErrorPhrase and
+	// ErrorSourceService, which Intune leaves empty except for some service failures.
+	apiErrorPhrase string
+	sourceService  string
 }
+
+// intuneServiceName is the Intune microservice the simulator pretends serves Microsoft Tunnel.
+const intuneServiceName = "StatelessMicrosoftTunnelFEService"
 
 func newGraphError(status int, code, message string) *graphError {
 	return &graphError{status: status, code: code, message: message}
@@ -59,8 +66,8 @@ type intuneMessage struct {
 // already set as headers by the request middleware.
 func (s *Simulator) writeGraphError(w http.ResponseWriter, r *http.Request, gerr *graphError) {
 	message := gerr.message
-	if gerr.intune && s.opts.IntuneErrors {
-		message = intuneForm(message, w.Header().Get("request-id"), r.URL.Path)
+	if gerr.intune && s.responses.get().IntuneErrors {
+		message = intuneForm(gerr, w.Header().Get("request-id"), r.URL.Path)
 	}
 	body := graphErrorBody{Error: graphErrorDetail{
 		Code:    gerr.code,
@@ -75,15 +82,22 @@ func (s *Simulator) writeGraphError(w http.ResponseWriter, r *http.Request, gerr
 }
 
 // intuneForm wraps a message the way Intune's front end does: a JSON document naming an
-// operation id, the activity id (Graph's request id) and the internal service URL.
-func intuneForm(message, requestID, path string) string {
-	internalURL := "https://fef.simulator.manage.microsoft.com/StatelessMicrosoftTunnelFEService" +
+// operation id, the activity id (Graph's request id), the internal service URL and, when there
+// is one, the API error phrase again at the end of Message.
+func intuneForm(gerr *graphError, requestID, path string) string {
+	internalURL := "https://fef.simulator.manage.microsoft.com/" + intuneServiceName +
 		strings.TrimPrefix(path, "/beta") + "?api-version=5023-05-01"
+	message := gerr.message + " - Operation ID (for customer support): " + uuid.NewString() +
+		" - Activity ID: " + requestID + " - Url: " + internalURL
+	if gerr.apiErrorPhrase != "" {
+		message += " - CustomApiErrorPhrase: " + gerr.apiErrorPhrase
+	}
 	doc := intuneMessage{
-		Version: 3,
-		Message: message + " - Operation ID (for customer support): " + uuid.NewString() +
-			" - Activity ID: " + requestID + " - Url: " + internalURL,
-		HTTPHeaders: "{}",
+		Version:              3,
+		Message:              message,
+		CustomAPIErrorPhrase: gerr.apiErrorPhrase,
+		ErrorSourceService:   gerr.sourceService,
+		HTTPHeaders:          "{}",
 	}
 	out, _ := json.MarshalIndent(doc, "", "  ") // cannot fail: plain strings and ints
 	return strings.ReplaceAll(string(out), "\n", "\r\n")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +20,8 @@ const (
 	FaultReset        = "reset"       // close the connection with a TCP reset, no response
 	FaultStall        = "stall"       // send nothing until the client gives up or StallFor ends
 	FaultAppliedError = "applied-500" // apply a PATCH, then answer 500
-	// "500", "502", "503" and "504" answer that status without touching the store.
+	// "500", "502", "503" and "504" answer that status without touching the store; a Graph
+	// error code may follow a colon, as in "503:CancelledOnServiceTimeout".
 )
 
 // DefaultStallFor is how long a stalled response waits before answering 504.
@@ -35,11 +37,14 @@ type Faults struct {
 	// Methods limits faults (not latency) to these HTTP methods; empty means all.
 	Methods []string
 	// Sequence scripts the next requests: "ok", "500", "502", "503", "504", "reset",
-	// "stall" or "applied-500".
+	// "stall" or "applied-500". A status may carry the Graph error code to answer with, as in
+	// "503:CancelledOnServiceTimeout"; without one it gets its usual code (ServiceUnavailable).
 	Sequence []string
-	// ErrorRate answers ErrorStatus (default 503) to this share of requests.
+	// ErrorRate answers ErrorStatus (default 503) with ErrorCode (default: the status's usual
+	// code) to this share of requests.
 	ErrorRate   float64
 	ErrorStatus int
+	ErrorCode   string
 	// ResetRate resets the connection for this share of requests.
 	ResetRate float64
 	// StallRate stalls this share of requests for StallFor (default 2m), then answers 504.
@@ -63,10 +68,15 @@ func (f Faults) validate() error {
 		problems = append(problems, fmt.Errorf("faults error status %d: must be 500, 502, 503 "+
 			"or 504", f.ErrorStatus))
 	}
+	if f.ErrorCode != "" && !graphErrorCode.MatchString(f.ErrorCode) {
+		problems = append(problems, fmt.Errorf("faults error code %q: must be a Graph error "+
+			"code such as CancelledOnServiceTimeout (letters and digits)", f.ErrorCode))
+	}
 	for i, kind := range f.Sequence {
 		if !validFaultKind(kind) {
 			problems = append(problems, fmt.Errorf("faults sequence[%d] %q: must be ok, 500, 502, "+
-				"503, 504, reset, stall or applied-500", i, kind))
+				"503, 504, reset, stall or applied-500, a status optionally followed by "+
+				":ErrorCode", i, kind))
 		}
 	}
 	if f.Latency < 0 || f.StallFor < 0 {
@@ -75,7 +85,15 @@ func (f Faults) validate() error {
 	return errors.Join(problems...)
 }
 
-func validFaultKind(kind string) bool {
+// graphErrorCode is what a Graph error code looks like (InvalidAuthenticationToken,
+// invalidRequest); the bound keeps a typo from becoming a page of text.
+var graphErrorCode = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,99}$`)
+
+func validFaultKind(entry string) bool {
+	kind, code, hasCode := strings.Cut(entry, ":")
+	if hasCode {
+		return slices.Contains(faultStatuses, kind) && graphErrorCode.MatchString(code)
+	}
 	return slices.Contains([]string{FaultNone, FaultReset, FaultStall, FaultAppliedError}, kind) ||
 		slices.Contains(faultStatuses, kind)
 }
@@ -87,6 +105,7 @@ type faultsJSON struct {
 	Sequence         []string `json:"sequence,omitempty"`
 	ErrorRate        float64  `json:"errorRate,omitempty"`
 	ErrorStatus      int      `json:"errorStatus,omitempty"`
+	ErrorCode        string   `json:"errorCode,omitempty"`
 	ResetRate        float64  `json:"resetRate,omitempty"`
 	StallRate        float64  `json:"stallRate,omitempty"`
 	StallFor         string   `json:"stallFor,omitempty"`
@@ -96,8 +115,8 @@ type faultsJSON struct {
 // MarshalJSON writes durations as strings.
 func (f Faults) MarshalJSON() ([]byte, error) {
 	doc := faultsJSON{Methods: f.Methods, Sequence: f.Sequence, ErrorRate: f.ErrorRate,
-		ErrorStatus: f.ErrorStatus, ResetRate: f.ResetRate, StallRate: f.StallRate,
-		AppliedErrorRate: f.AppliedErrorRate}
+		ErrorStatus: f.ErrorStatus, ErrorCode: f.ErrorCode, ResetRate: f.ResetRate,
+		StallRate: f.StallRate, AppliedErrorRate: f.AppliedErrorRate}
 	if f.Latency != 0 {
 		doc.Latency = f.Latency.String()
 	}
@@ -124,8 +143,9 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 		return fmt.Errorf("stallFor: %w", err)
 	}
 	*f = Faults{Latency: latency, Methods: doc.Methods, Sequence: doc.Sequence,
-		ErrorRate: doc.ErrorRate, ErrorStatus: doc.ErrorStatus, ResetRate: doc.ResetRate,
-		StallRate: doc.StallRate, StallFor: stallFor, AppliedErrorRate: doc.AppliedErrorRate}
+		ErrorRate: doc.ErrorRate, ErrorStatus: doc.ErrorStatus, ErrorCode: doc.ErrorCode,
+		ResetRate: doc.ResetRate, StallRate: doc.StallRate, StallFor: stallFor,
+		AppliedErrorRate: doc.AppliedErrorRate}
 	return nil
 }
 
@@ -161,6 +181,7 @@ func (fi *faultInjector) get() Faults {
 type decision struct {
 	latency  time.Duration
 	kind     string // FaultNone or one of the fault kinds
+	code     string // the Graph error code of a status fault; empty for the status's usual one
 	stallFor time.Duration
 }
 
@@ -179,7 +200,8 @@ func (fi *faultInjector) decide(method string) decision {
 		return d
 	}
 	if len(f.Sequence) > 0 {
-		d.kind, f.Sequence = f.Sequence[0], f.Sequence[1:]
+		d.kind, d.code, _ = strings.Cut(f.Sequence[0], ":")
+		f.Sequence = f.Sequence[1:]
 		return d
 	}
 	switch {
@@ -190,7 +212,7 @@ func (fi *faultInjector) decide(method string) decision {
 	case method == "PATCH" && hit(f.AppliedErrorRate):
 		d.kind = FaultAppliedError
 	case hit(f.ErrorRate):
-		d.kind = strconv.Itoa(intOr(f.ErrorStatus, 503))
+		d.kind, d.code = strconv.Itoa(intOr(f.ErrorStatus, 503)), f.ErrorCode
 	}
 	return d
 }

@@ -2,6 +2,7 @@ package graphsim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -167,6 +168,11 @@ func TestFaultsValidate(t *testing.T) {
 		{"negative rate", Faults{ResetRate: -0.1}},
 		{"bad status", Faults{ErrorStatus: 418}},
 		{"bad sequence entry", Faults{Sequence: []string{"ok", "teapot"}}},
+		{"code after a kind that is not a status", Faults{Sequence: []string{"reset:Closed"}}},
+		{"code after an unsupported status", Faults{Sequence: []string{"418:Teapot"}}},
+		{"empty code", Faults{Sequence: []string{"503:"}}},
+		{"code with a space", Faults{Sequence: []string{"503:Cancelled On"}}},
+		{"error code with punctuation", Faults{ErrorRate: 1, ErrorCode: "Cancelled!"}},
 		{"negative latency", Faults{Latency: -time.Second}},
 	}
 	for _, tt := range tests {
@@ -179,5 +185,86 @@ func TestFaultsValidate(t *testing.T) {
 				t.Errorf("Start with %+v: got nil error", tt.faults)
 			}
 		})
+	}
+}
+
+// TestFaultErrorCodes sets faults through the admin API, as a script or a demo user would,
+// and checks the code and the message form of the injected error.
+func TestFaultErrorCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		faults        string // PUT /_simulator/faults body
+		intune        bool
+		wantStatus    int
+		wantCode      string
+		wantInMessage string
+		wantPhrase    string // CustomApiErrorPhrase of the Intune form
+	}{
+		{"scripted status keeps its usual code", `{"sequence":["503"]}`, false, 503,
+			"ServiceUnavailable", "temporarily unavailable", ""},
+		{"scripted code, plain message", `{"sequence":["503:CancelledOnServiceTimeout"]}`,
+			false, 503, "CancelledOnServiceTimeout", "CancelOnTimeout", ""},
+		{"scripted code, Intune form", `{"sequence":["503:CancelledOnServiceTimeout"]}`,
+			true, 503, "CancelledOnServiceTimeout", "CancelOnTimeout",
+			"CancelOnTimeout4EndExecuteAction"},
+		{"code at a rate", `{"errorRate":1,"errorCode":"CancelledOnServiceTimeout"}`, true, 503,
+			"CancelledOnServiceTimeout", "ScenarioTimeout=", "CancelOnTimeout4EndExecuteAction"},
+		{"unknown code keeps the status's message", `{"errorRate":1,"errorStatus":500,` +
+			`"errorCode":"UnknownError"}`, true, 500, "UnknownError", "internal server error", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, Options{IntuneErrors: tt.intune})
+			tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+			resp, body := adminCall(t, sim, http.MethodPut, "/faults", tt.faults)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("PUT faults: got %d %s, want 200", resp.StatusCode, body)
+			}
+
+			resp, body = graphRequest(t, sim, http.MethodGet,
+				serverPath(DefaultSiteID, ExampleServerID), tok, nil, nil)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status: got %d, want %d: %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			e := graphErrorOf(t, body)
+			if e.Code != tt.wantCode {
+				t.Errorf("code: got %q, want %q", e.Code, tt.wantCode)
+			}
+			message := e.Message
+			var doc intuneMessage
+			if err := json.Unmarshal([]byte(e.Message), &doc); (err == nil) != tt.intune {
+				t.Fatalf("message: got %q, want the Intune JSON form: %v", e.Message, tt.intune)
+			}
+			if tt.intune {
+				message = doc.Message
+				if doc.CustomAPIErrorPhrase != tt.wantPhrase {
+					t.Errorf("CustomApiErrorPhrase: got %q, want %q", doc.CustomAPIErrorPhrase,
+						tt.wantPhrase)
+				}
+				if (doc.ErrorSourceService != "") != (tt.wantPhrase != "") {
+					t.Errorf("ErrorSourceService: got %q, want one only with a phrase",
+						doc.ErrorSourceService)
+				}
+			}
+			if !strings.Contains(message, tt.wantInMessage) {
+				t.Errorf("message: got %q, want it to mention %q", message, tt.wantInMessage)
+			}
+		})
+	}
+}
+
+func TestFaultErrorCodeRoundTrip(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{})
+	const body = `{"sequence":["503:CancelledOnServiceTimeout","ok"],"errorRate":0.5,` +
+		`"errorCode":"CancelledOnServiceTimeout"}`
+	if resp, answer := adminCall(t, sim, http.MethodPut, "/faults", body); resp.StatusCode != 200 {
+		t.Fatalf("PUT faults: got %d %s, want 200", resp.StatusCode, answer)
+	}
+	_, answer := adminCall(t, sim, http.MethodGet, "/faults", "")
+	if got := string(answer); got != body {
+		t.Errorf("GET faults: got %s, want %s", got, body)
 	}
 }

@@ -72,7 +72,7 @@ func (s *Simulator) admitOrThrottle(w http.ResponseWriter, r *http.Request, p pr
 		return true
 	}
 	s.counters.throttled()
-	if !s.opts.OmitRetryAfter {
+	if !s.responses.get().OmitRetryAfter {
 		seconds := int((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(max(seconds, 1)))
 	}
@@ -116,11 +116,11 @@ func (s *Simulator) injectFault(w http.ResponseWriter, r *http.Request, d decisi
 		resetConnection(w)
 	case FaultStall:
 		if s.sleep(r, d.stallFor) {
-			s.writeGraphError(w, r, faultError(http.StatusGatewayTimeout))
+			s.writeGraphError(w, r, faultError(http.StatusGatewayTimeout, ""))
 		}
 	default:
 		status, _ := strconv.Atoi(d.kind)
-		s.writeGraphError(w, r, faultError(status))
+		s.writeGraphError(w, r, faultError(status, d.code))
 	}
 	return true
 }
@@ -141,20 +141,48 @@ func resetConnection(w http.ResponseWriter) {
 	_ = raw.Close()
 }
 
-// faultError is the body of an injected 5xx, in the codes Graph and Intune use.
-func faultError(status int) *graphError {
+// faultError is the body of an injected 5xx, in the codes Graph and Intune use. A code asked
+// for replaces the status's usual one; a code seen in the graph-errors samples also brings
+// that sample's kind of message, so the fault reads like the real answer.
+func faultError(status int, code string) *graphError {
+	var gerr *graphError
 	switch status {
 	case http.StatusBadGateway:
-		return newIntuneError(status, "BadGateway", "The gateway received an invalid response.")
+		gerr = newIntuneError(status, "BadGateway", "The gateway received an invalid response.")
 	case http.StatusServiceUnavailable:
-		return newIntuneError(status, "ServiceUnavailable",
+		gerr = newIntuneError(status, "ServiceUnavailable",
 			"The service is temporarily unavailable. Please retry later.")
 	case http.StatusGatewayTimeout:
-		return newIntuneError(status, "GatewayTimeout", "The operation timed out.")
+		gerr = newIntuneError(status, "GatewayTimeout", "The operation timed out.")
 	default:
-		return newIntuneError(http.StatusInternalServerError, "InternalServerError",
+		gerr = newIntuneError(http.StatusInternalServerError, "InternalServerError",
 			"An internal server error occurred.")
 	}
+	if code == "" {
+		return gerr
+	}
+	gerr.code = code
+	if known, ok := knownFaultCodes[code]; ok {
+		gerr.message, gerr.apiErrorPhrase = known.message, known.apiErrorPhrase
+		gerr.sourceService = intuneServiceName
+	}
+	return gerr
+}
+
+// knownFaultCode is how Intune words an error code it is known to answer.
+type knownFaultCode struct {
+	message        string
+	apiErrorPhrase string
+}
+
+// knownFaultCodes are the 5xx codes of the graph-errors samples. CancelledOnServiceTimeout is
+// Intune's 503 when its own 15 s budget for a request ran out; the wording follows the sample.
+var knownFaultCodes = map[string]knownFaultCode{
+	"CancelledOnServiceTimeout": {
+		message: "ScenarioTimeout=15000ms, RequestTimeout=15000ms, Elapsed=15012ms, " +
+			"CancelOnTimeout, Timeout=15000ms, Checkpoint=EndExecuteAction",
+		apiErrorPhrase: "CancelOnTimeout4EndExecuteAction",
+	},
 }
 
 // handleServer serves GET and PATCH of one microsoftTunnelServer.
@@ -201,8 +229,8 @@ func (s *Simulator) patchServer(w http.ResponseWriter, r *http.Request, call gra
 	switch {
 	case call.fault.kind == FaultAppliedError:
 		s.counters.faultInjected()
-		s.writeGraphError(w, r, faultError(http.StatusInternalServerError))
-	case s.opts.PatchNoContent:
+		s.writeGraphError(w, r, faultError(http.StatusInternalServerError, ""))
+	case s.responses.get().PatchNoContent:
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		s.writeOData(w, http.StatusOK, s.renderServer(siteID, merged, true))

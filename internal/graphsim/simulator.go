@@ -41,11 +41,13 @@ type Options struct {
 	// MaxBodyBytes bounds a PATCH body, before and after gzip decompression. Default 4 MiB.
 	MaxBodyBytes int64
 	// PatchNoContent answers a successful PATCH with 204 and no body instead of 200 + object.
+	// Default false. This and the next two are the starting ResponseOptions; SetResponseOptions
+	// switches them while running.
 	PatchNoContent bool
 	// IntuneErrors puts Intune's JSON document, as a string, in the message of errors raised by
-	// the Intune service (403, 404, 429, 5xx).
+	// the Intune service (403, 404, 429, 5xx). Default false.
 	IntuneErrors bool
-	// OmitRetryAfter answers 429 without a Retry-After header.
+	// OmitRetryAfter answers 429 without a Retry-After header. Default false.
 	OmitRetryAfter bool
 	// Faults are the faults injected from the start; SetFaults changes them.
 	Faults Faults
@@ -113,6 +115,9 @@ type Simulator struct {
 	throttle *throttler
 	faults   *faultInjector
 	counters *counterSet
+	// responses holds the answer forms; read them here, never from opts, which keeps only
+	// their starting values.
+	responses *responseSwitch
 
 	stopping  chan struct{} // closed by Close so that stalled responses end
 	closeOnce sync.Once
@@ -138,6 +143,7 @@ func Start(opts Options) (*Simulator, error) {
 	}
 	s.throttle = newThrottler(opts.Limits)
 	s.faults = newFaultInjector(opts.Faults)
+	s.responses = newResponseSwitch(opts.responseOptions())
 
 	// Listen first: the certificate and the URLs need the actual port.
 	ln, err := net.Listen("tcp", opts.Addr)

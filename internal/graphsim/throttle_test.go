@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
@@ -140,5 +141,132 @@ func TestSetLimitsAppliesAtOnce(t *testing.T) {
 	}
 	if err := sim.SetLimits(Limits{Window: -time.Second}); err == nil {
 		t.Error("SetLimits with a negative window: got nil error")
+	}
+}
+
+// TestDefaultLimits pins the defaults to Intune's published Microsoft Tunnel limits. The
+// numbers are written out rather than taken from the Default constants, so that changing a
+// constant makes this test fail.
+func TestDefaultLimits(t *testing.T) {
+	t.Parallel()
+	want := Limits{AppWrites: 100, AppRequests: 1000, TenantWrites: 200, TenantRequests: 2000,
+		Window: 20 * time.Second}
+	tests := []struct {
+		name string
+		got  func(t *testing.T) Limits
+	}{
+		{"zero Limits", func(*testing.T) Limits { return Limits{}.withDefaults() }},
+		{"simulator started without limits", func(t *testing.T) Limits {
+			return startSim(t, Options{}).throttle.get()
+		}},
+		{"admin API of a simulator started without limits", func(t *testing.T) Limits {
+			resp, body := adminCall(t, startSim(t, Options{}), http.MethodGet, "/limits", "")
+			var l Limits
+			if err := json.Unmarshal(body, &l); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET limits: got %d %s (%v)", resp.StatusCode, body, err)
+			}
+			return l
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.got(t); got != want {
+				t.Errorf("limits: got %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestDefaultAppWriteLimitOverHTTP sends one app's writes until the default limit of 100 per
+// 20 s is spent. Loopback PATCHes take milliseconds, so all 101 fall within one window.
+func TestDefaultAppWriteLimitOverHTTP(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{})
+	tok := graphToken(t, sim, DefaultClientID, DefaultClientSecret)
+	patch := func(i int) (*http.Response, []byte) {
+		return graphRequest(t, sim, http.MethodPatch, serverPath(DefaultSiteID, ExampleServerID),
+			tok, []byte(`{"displayName":"write `+strconv.Itoa(i)+`"}`), nil)
+	}
+	start := time.Now()
+	for i := range 100 {
+		if resp, body := patch(i); resp.StatusCode != http.StatusOK {
+			t.Fatalf("write %d of 100: got %d, want 200: %s", i+1, resp.StatusCode, body)
+		}
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Fatalf("100 writes took %s: too slow to stay in one 20s window", elapsed)
+	}
+
+	resp, body := patch(100)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("write 101: got %d, want 429: %s", resp.StatusCode, body)
+	}
+	if e := graphErrorOf(t, body); e.Code != "TooManyRequests" {
+		t.Errorf("code: got %q, want TooManyRequests", e.Code)
+	}
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || n < 1 || n > 20 {
+		t.Errorf("Retry-After: got %q, want whole seconds within the 20s window",
+			resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestTenantWriteLimitOverHTTP checks that writes of different apps share the tenant's budget.
+func TestTenantWriteLimitOverHTTP(t *testing.T) {
+	t.Parallel()
+	writers := []App{
+		{ClientID: "a1000000-0000-4000-8000-000000000001", Secret: "writer-one-secret",
+			GraphRoles: []string{RoleReadWriteAll}},
+		{ClientID: "a2000000-0000-4000-8000-000000000002", Secret: "writer-two-secret",
+			GraphRoles: []string{RoleReadWriteAll}},
+	}
+	const gateway, one, two = 0, 1, 2 // indexes into the apps below
+	type call struct {
+		app        int
+		write      bool
+		wantStatus int
+	}
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{"a third app's write", []call{
+			{one, true, 200}, {two, true, 200}, {gateway, true, 429},
+		}},
+		{"a further write of an app under its own limit", []call{
+			{one, true, 200}, {two, true, 200}, {one, true, 429},
+		}},
+		{"reads are not writes", []call{
+			{one, true, 200}, {two, true, 200}, {gateway, false, 200}, {one, false, 200},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, Options{Apps: append(DefaultApps(), writers...),
+				Limits: Limits{AppWrites: 10, TenantWrites: 2, Window: time.Minute}})
+			apps := []App{{ClientID: DefaultClientID, Secret: DefaultClientSecret}, writers[0],
+				writers[1]}
+			tokens := make([]string, len(apps))
+			for i, app := range apps {
+				tokens[i] = graphToken(t, sim, app.ClientID, app.Secret)
+			}
+			for i, c := range tt.calls {
+				method, body := http.MethodGet, []byte(nil)
+				if c.write {
+					method, body = http.MethodPatch, []byte(`{"displayName":"call `+itoa(i)+`"}`)
+				}
+				resp, answer := graphRequest(t, sim, method,
+					serverPath(DefaultSiteID, ExampleServerID), tokens[c.app], body, nil)
+				if resp.StatusCode != c.wantStatus {
+					t.Fatalf("call %d (%s by app %d): got %d, want %d: %s", i, method, c.app,
+						resp.StatusCode, c.wantStatus, answer)
+				}
+				if c.wantStatus == http.StatusTooManyRequests &&
+					resp.Header.Get("Retry-After") == "" {
+					t.Errorf("call %d: 429 without Retry-After", i)
+				}
+			}
+		})
 	}
 }

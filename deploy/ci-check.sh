@@ -79,8 +79,9 @@ fi
 # while the child is still opening its redirections.
 : >"$work/stdout"
 : >"$work/stderr"
-# Port 0: the kernel picks free loopback ports and the demo prints them. TMPDIR is the only
-# writable place it gets (--demo writes its policy there); the audit trail goes to stdout.
+# Port 0: the kernel picks free loopback ports and the demo prints them, on stderr beside the
+# operational log. TMPDIR is the only writable place it gets (--demo writes its policy there);
+# the audit trail goes to stdout.
 "${as_user[@]}" env -i PATH=/usr/bin:/bin TMPDIR="$work/tmp" GATEWAY_AUDIT_LOG=- \
   "$work/gateway" --demo --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 \
   >"$work/stdout" 2>"$work/stderr" &
@@ -91,7 +92,7 @@ deadline=$((SECONDS + START_TIMEOUT))
 while [ -z "$admin" ]; do
   kill -0 "$pid" 2>/dev/null || fail "gateway exited during start-up"
   [ "$SECONDS" -lt "$deadline" ] || fail "gateway printed no admin address in ${START_TIMEOUT}s"
-  admin=$(sed -n 's#^Metrics, probes: *http://\([0-9.:]*\)/metrics.*#\1#p' "$work/stdout")
+  admin=$(sed -n 's#^Metrics, probes: *http://\([0-9.:]*\)/metrics.*#\1#p' "$work/stderr")
   [ -n "$admin" ] || sleep 0.2
 done
 
@@ -111,6 +112,8 @@ for path in /healthz /metrics; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin$path")
   [ "$code" = 200 ] || fail "GET $path on the admin port answered $code, want 200"
 done
+# Anything reading stdout as the audit trail must find no banner, and above all no key.
+! grep -q 'Demo API key' "$work/stdout" || fail "the demo's banner went to stdout, the audit trail"
 echo "deploy/ci-check: ready on $admin as uid $uid"
 
 # 3. SIGTERM drains and exits 0, as Kubernetes stops a pod.

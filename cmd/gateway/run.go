@@ -23,12 +23,10 @@ import (
 
 // run reads the configuration, wires the gateway and serves until ctx ends.
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
-	cfg, err := config.FromEnv(environ)
-	if err != nil {
-		return err
-	}
+	// A value that does not parse is reported only after the flags are read, so that -h
+	// answers even in a broken environment.
+	cfg, envErr := config.FromEnv(environ)
 	flags := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	flags.SetOutput(stderr)
 	isDemo := flags.Bool("demo", false, "run against an in-process Graph and Entra ID simulator")
 	demoKey := flags.String("demo-api-key", "", "the demo's API key (default: a random one)")
 	flags.StringVar(&cfg.Addr, "addr", cfg.Addr, "callers' listener, host:port (GATEWAY_ADDR)")
@@ -38,18 +36,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		`audit trail file, or "-" for standard output (GATEWAY_AUDIT_LOG)`)
 	flags.StringVar(&cfg.Callers.PolicyFile, "policy", cfg.Callers.PolicyFile,
 		"caller policy YAML file (GATEWAY_POLICY_FILE)")
-	if err := flags.Parse(args); err != nil {
-		return err
+	// The flag package's own output would put a requested help on standard error and a
+	// mistake's usage before the error; both are written here instead.
+	flags.SetOutput(io.Discard)
+	err := flags.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return printUsage(stdout, flags)
+	case err != nil:
+		return fmt.Errorf("%w (gateway -h lists the flags)", err)
+	case flags.NArg() > 0:
+		return fmt.Errorf("unexpected arguments: %v (gateway -h lists the flags)", flags.Args())
+	case envErr != nil:
+		return envErr
 	}
-	if flags.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", flags.Args())
-	}
-
-	logger, err := newLogger(cfg.LogLevel, stderr)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = logger.Sync() }()
 
 	var httpClient *http.Client
 	var d *demo.Demo
@@ -63,11 +63,48 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration is incomplete or wrong:\n%w", err)
 	}
-	return serve(ctx, cfg, app.Options{Logger: logger, HTTPClient: httpClient}, d, stdout)
+
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logger.Sync() }()
+	return serve(ctx, cfg, app.Options{Logger: logger, HTTPClient: httpClient}, d, stderr)
 }
 
+// printUsage answers -h: the flags, and where the settings that are not flags are described.
+func printUsage(w io.Writer, flags *flag.FlagSet) error {
+	names, err := config.EnvNames()
+	if err != nil {
+		return fmt.Errorf("list environment variables: %w", err)
+	}
+	fmt.Fprint(w, `Usage: gateway [flags]
+
+Serves the Microsoft Tunnel server update gateway in front of Microsoft Graph. It is
+configured by environment variables; the table under "Configuration" in README.md gives
+each one's default and meaning. The flags override the variables named beside them.
+
+Flags:
+`)
+	flags.SetOutput(w)
+	flags.PrintDefaults()
+	fmt.Fprintln(w, "\nEnvironment variables read:")
+	line := " "
+	for _, name := range names {
+		if len(line)+1+len(name) > 80 {
+			fmt.Fprintln(w, line)
+			line = " "
+		}
+		line += " " + name
+	}
+	fmt.Fprintln(w, line)
+	return nil
+}
+
+// serve runs the gateway. The demo's banner goes to stderr, beside the operational log:
+// stdout may be the audit trail, which must hold nothing but audit events.
 func serve(ctx context.Context, cfg *config.Config, opts app.Options, d *demo.Demo,
-	stdout io.Writer) error {
+	stderr io.Writer) error {
 	gw, err := app.New(ctx, cfg, opts)
 	if err != nil {
 		return err
@@ -82,7 +119,7 @@ func serve(ctx context.Context, cfg *config.Config, opts app.Options, d *demo.De
 		return fmt.Errorf("listen on GATEWAY_ADMIN_ADDR %s: %w", cfg.AdminAddr, err)
 	}
 	if d != nil {
-		printDemo(stdout, d, api.Addr().String(), admin.Addr().String())
+		printDemo(stderr, d, api.Addr().String(), admin.Addr().String())
 	}
 
 	// SIGHUP rereads the caller policy; a bad file keeps the old one (ReloadPolicy logs why).
@@ -134,10 +171,11 @@ Stop with Ctrl-C.
 		d.APIKey, addr, adminAddr)
 }
 
+// newLogger builds the operational log at level, which Config.Validate has already checked.
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, errors.New(`LOG_LEVEL: must be debug, info, warn or error`)
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL=%q: %w", level, err)
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.TimeKey = "time"

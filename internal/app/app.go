@@ -223,7 +223,7 @@ func retries(configured int) int {
 func (g *Gateway) breakerChanged(open bool) {
 	if open {
 		g.log.Error("circuit breaker opened: graph keeps failing; answering 503 until a probe succeeds",
-			zap.Duration("cooldown", g.cfg.Requests.BreakerCooldown))
+			zap.Float64("cooldown_seconds", g.cfg.Requests.BreakerCooldown.Seconds()))
 		return
 	}
 	g.log.Info("circuit breaker closed: graph answers again")
@@ -345,7 +345,8 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	}
 
 	g.draining.Store(true)
-	g.log.Info("draining", zap.Duration("drain_timeout", g.cfg.Requests.DrainTimeout))
+	g.log.Info("draining", zap.Float64("drain_timeout_seconds",
+		g.cfg.Requests.DrainTimeout.Seconds()))
 	drainCtx, cancel := context.WithTimeout(context.Background(), g.cfg.Requests.DrainTimeout)
 	defer cancel()
 	if err := apiServer.Shutdown(drainCtx); err != nil {

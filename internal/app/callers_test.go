@@ -11,7 +11,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
+	"tunnelgateway/internal/audit"
 	"tunnelgateway/internal/demo"
 	"tunnelgateway/internal/graphsim"
 )
@@ -88,5 +91,87 @@ func TestEntraCallerAndPolicyReload(t *testing.T) {
 	if got.status != http.StatusForbidden || got.header.Get("WWW-Authenticate") == "" {
 		t.Errorf("caller without the role: %d %s (WWW-Authenticate %q)", got.status, got.body,
 			got.header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestEntraCallerNamedByPolicy checks that a caller presenting a token is shown under its
+// policy name in answers, the access log and the audit trail, as API-key callers are, and that
+// an application the policy does not list is refused with its appId named.
+func TestEntraCallerNamedByPolicy(t *testing.T) {
+	t.Parallel()
+	core, logs := observer.New(zap.InfoLevel)
+	// The name differs from the demo's so that it can only have come from this file.
+	named := strings.Replace(demo.Policy(testAPIKey), "name: portal", "name: contoso-portal", 1)
+	s := startStack(t, stackOptions{policy: named, logger: zap.New(core)})
+
+	portal := callerToken(t, s.sim, graphsim.PortalClientID, graphsim.PortalClientSecret)
+	claims, err := s.sim.TokenClaims(graphsim.DefaultClientID, graphsim.GatewayAppID)
+	must(t, err)
+	claims["roles"] = []string{graphsim.GatewayRoleWrite}
+	unlisted, err := s.sim.MintToken(claims, graphsim.MintOptions{})
+	must(t, err)
+
+	tests := []struct {
+		name       string
+		bearer     string // "" sends the harness's API key
+		body       string
+		wantStatus int
+		wantDetail string
+		wantCaller string
+		wantUser   audit.User
+	}{
+		{name: "listed app allowed", bearer: portal, body: `{"displayName":"named"}`,
+			wantStatus: http.StatusOK, wantCaller: "entra:contoso-portal",
+			wantUser: audit.User{Kind: audit.UserKindEntra, Name: "contoso-portal",
+				AppID: graphsim.PortalClientID}},
+		{name: "listed app refused a property", bearer: portal,
+			body: `{"tunnelServerHealthStatus":"warning"}`, wantStatus: http.StatusForbidden,
+			wantDetail: "caller entra:contoso-portal may not change property " +
+				"tunnelServerHealthStatus",
+			wantCaller: "entra:contoso-portal",
+			wantUser: audit.User{Kind: audit.UserKindEntra, Name: "contoso-portal",
+				AppID: graphsim.PortalClientID}},
+		{name: "unlisted app refused by its appId", bearer: unlisted,
+			body: `{"displayName":"x"}`, wantStatus: http.StatusForbidden,
+			wantDetail: "caller entra:" + graphsim.DefaultClientID +
+				" is not in the policy: no entry has this appId",
+			wantCaller: "entra:" + graphsim.DefaultClientID,
+			wantUser:   audit.User{Kind: audit.UserKindEntra, AppID: graphsim.DefaultClientID}},
+		{name: "api key caller", body: `{"displayName":"by-key"}`, wantStatus: http.StatusOK,
+			wantCaller: "apikey:demo",
+			wantUser:   audit.User{Kind: audit.UserKindAPIKey, Name: "demo"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rq := request{method: http.MethodPatch, path: v1Server(site, server), body: tt.body}
+			if tt.bearer != "" {
+				rq.noKey = true
+				rq.headers = map[string]string{"Authorization": "Bearer " + tt.bearer}
+			}
+			got := s.do(t, rq)
+			if got.status != tt.wantStatus || !strings.Contains(got.body, tt.wantDetail) {
+				t.Errorf("answer: got %d %s, want %d containing %q", got.status, got.body,
+					tt.wantStatus, tt.wantDetail)
+			}
+			requestID := got.header.Get("X-Request-Id")
+
+			events := waitForEvents(t, s.auditPath, func(events []audit.Event) bool {
+				_, ok := eventsFor(events, requestID)[audit.StageResponseComplete]
+				return ok
+			})
+			if user := eventsFor(events, requestID)[audit.StageResponseComplete].User; user !=
+				tt.wantUser {
+				t.Errorf("audit user: got %+v, want %+v", user, tt.wantUser)
+			}
+
+			lines := logs.FilterMessage("request").
+				FilterField(zap.String("request_id", requestID)).All()
+			if len(lines) != 1 {
+				t.Fatalf("access log lines for the request: got %d, want 1", len(lines))
+			}
+			if caller := lines[0].ContextMap()["caller"]; caller != tt.wantCaller {
+				t.Errorf("access log caller: got %v, want %q", caller, tt.wantCaller)
+			}
+		})
 	}
 }

@@ -104,7 +104,8 @@ type Event struct {
 type User struct {
 	// Kind is UserKindEntra or UserKindAPIKey.
 	Kind string `json:"kind,omitempty"`
-	// Name is the API key's name, or the Entra principal's display name when known.
+	// Name is the caller's name in the policy (an API key's name is its identity); empty for
+	// an Entra caller the policy does not list.
 	Name string `json:"name,omitempty"`
 	// AppID is the Entra application (client) id of the caller.
 	AppID string `json:"appId,omitempty"`

@@ -39,5 +39,5 @@ func (a *Authenticator) authenticateAPIKey(presented string) (Caller, *Error) {
 		return Caller{}, a.unauthorized(ReasonUnknownAPIKey,
 			"the API key is not known; it may have been revoked")
 	}
-	return Caller{Kind: KindAPIKey, ID: name}, nil
+	return Caller{Kind: KindAPIKey, ID: name, Name: name}, nil
 }

@@ -94,9 +94,14 @@ func (a *Authenticator) authenticateBearer(ctx context.Context, header string) (
 			"Authorization must use the Bearer scheme")
 	}
 	token = strings.TrimLeft(token, " ")
-	if token == "" || strings.ContainsAny(token, " \t") || len(token) > maxTokenBytes {
+	if token == "" || strings.ContainsAny(token, " \t") {
 		return Caller{}, a.unauthorized(ReasonMalformedHeader,
 			"Authorization must be \"Bearer\" followed by one token")
+	}
+	// The header is well formed; what is wrong is the token, so the caller is told its limit.
+	if len(token) > maxTokenBytes {
+		return Caller{}, a.unauthorized(ReasonInvalidToken,
+			fmt.Sprintf("token too long (limit %d characters)", maxTokenBytes))
 	}
 	if a.entra == nil {
 		return Caller{}, a.unauthorized(ReasonBearerNotAccepted,

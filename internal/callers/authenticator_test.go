@@ -31,12 +31,19 @@ func TestBearerTokens(t *testing.T) {
 	portalToken := realToken(t, sim, graphsim.PortalClientID, graphsim.PortalClientSecret)
 	noRoleToken := realToken(t, sim, graphsim.NoGatewayRoleClientID,
 		graphsim.NoGatewayRoleClientSecret)
+	// The mistake a caller makes most: asking its credential for a Graph token.
+	graphToken := realTokenFor(t, sim, graphsim.PortalClientID, graphsim.PortalClientSecret,
+		graphsim.GraphResource+"/.default")
+	v1Issuer := "https://sts.windows.net/" + sim.TenantID() + "/"
+	const otherTenant = "00000000-0000-0000-0000-000000000001"
+	wantScope := "request a token for scope " + graphsim.GatewayAppIDURI + "/.default"
 
 	tests := []struct {
 		name       string
 		rq         request
 		wantStatus int
 		wantReason string
+		wantDetail []string // each must appear in the detail
 	}{
 		{name: "real portal token", rq: request{bearer: portalToken},
 			wantStatus: http.StatusOK},
@@ -56,6 +63,12 @@ func TestBearerTokens(t *testing.T) {
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonMalformedHeader},
 		{name: "not a jwt", rq: request{bearer: "not-a-jwt"},
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonInvalidToken},
+		{name: "token at the length limit", rq: request{bearer: strings.Repeat("a", 16384)},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonInvalidToken,
+			wantDetail: []string{"token is not a well-formed JWT"}},
+		{name: "token over the length limit", rq: request{bearer: strings.Repeat("a", 16385)},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonInvalidToken,
+			wantDetail: []string{"token too long (limit 16384 characters)"}},
 		{name: "token and api key", rq: request{bearer: portalToken, apiKey: agentKey},
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonAmbiguousCredentials},
 		{name: "wrong audience", rq: request{bearer: mint(t, sim,
@@ -63,12 +76,35 @@ func TestBearerTokens(t *testing.T) {
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongAudience},
 		{name: "graph audience", rq: request{bearer: mint(t, sim,
 			set("aud", graphsim.GraphResource), current)},
-			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongAudience},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongAudience,
+			wantDetail: []string{`token is for audience "https://graph.microsoft.com"`,
+				wantScope}},
+		{name: "real graph token from the tenant", rq: request{bearer: graphToken},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongAudience,
+			wantDetail: []string{`token is for audience "https://graph.microsoft.com"`,
+				`want "` + graphsim.GatewayAppID + `" or "` + graphsim.GatewayAppIDURI + `"`,
+				"it is a v1.0 token and the gateway accepts only v2.0 tokens", wantScope}},
+		{name: "v1 token for the gateway", rq: request{bearer: mint(t, sim,
+			set("iss", v1Issuer, "ver", "1.0", "aud", graphsim.GatewayAppIDURI), current)},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongIssuer,
+			wantDetail: []string{"v1.0 endpoint", "requestedAccessTokenVersion to 2"}},
+		// Claims are explained only once the signature holds: a forged token is just forged.
+		{name: "graph token signed with an unpublished key", rq: request{bearer: mint(t, sim,
+			set("iss", v1Issuer, "ver", "1.0", "aud", graphsim.GraphResource),
+			graphsim.MintOptions{Mode: graphsim.SignUnregisteredKey})},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonInvalidToken,
+			wantDetail: []string{"token signature is invalid"}},
+		{name: "graph token from another tenant", rq: request{bearer: mint(t, sim,
+			set("iss", "https://sts.windows.net/"+otherTenant+"/", "tid", otherTenant,
+				"ver", "1.0", "aud", graphsim.GraphResource), current)},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongIssuer,
+			wantDetail: []string{"token was not issued by the tenant"}},
 		{name: "wrong issuer", rq: request{bearer: mint(t, sim,
-			set("iss", "https://sts.windows.net/"+sim.TenantID()+"/"), current)},
-			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongIssuer},
-		{name: "wrong tenant", rq: request{bearer: mint(t, sim,
-			set("tid", "00000000-0000-0000-0000-000000000001"), current)},
+			set("iss", v1Issuer), current)},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongIssuer,
+			wantDetail: []string{"token was not issued by the tenant"}},
+		{name: "wrong tenant", rq: request{bearer: mint(t, sim, set("tid", otherTenant),
+			current)},
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonWrongTenant},
 		{name: "expired", rq: request{bearer: mint(t, sim,
 			set("exp", now.Add(-2*time.Minute).Unix(), "nbf", now.Add(-time.Hour).Unix(),
@@ -108,6 +144,11 @@ func TestBearerTokens(t *testing.T) {
 			t.Parallel()
 			got := h.call(t, tt.rq)
 			check(t, got, tt.rq, tt.wantStatus, tt.wantReason)
+			for _, want := range tt.wantDetail {
+				if !strings.Contains(got.detail, want) {
+					t.Errorf("detail: got %q, want it to contain %q", got.detail, want)
+				}
+			}
 			if tt.wantStatus == http.StatusOK && got.callerID != graphsim.PortalClientID {
 				t.Errorf("caller id: got %q, want %q", got.callerID, graphsim.PortalClientID)
 			}

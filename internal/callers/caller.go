@@ -24,10 +24,18 @@ type Caller struct {
 	Kind string
 	// ID is the client application id for KindEntra and the key's name for KindAPIKey.
 	ID string
+	// Name is the caller's name in the policy, the one people know it by. A token names only
+	// an application id, so for KindEntra it is empty until the policy has been asked, and
+	// stays empty when the policy has no entry for the id. For KindAPIKey it equals ID.
+	Name string
 }
 
-// String renders the caller as "kind:id" for logs.
+// String renders the caller as "kind:name" for logs and messages, or "kind:id" while it has
+// no name.
 func (c Caller) String() string {
+	if c.Name != "" {
+		return c.Kind + ":" + c.Name
+	}
 	return c.Kind + ":" + c.ID
 }
 

@@ -10,7 +10,8 @@
 // by a published key, was issued by the discovered issuer for the configured tenant (tid),
 // names one of Config.Audiences in aud, is within exp, nbf and iat (with Config.Leeway),
 // carries a client application id (azp, or appid in v1 tokens) and holds Config.RequiredRole
-// in roles. The caller's ID is that application id.
+// in roles. The caller's ID is that application id; its Name, the one logs and audit events
+// show, comes from the caller policy, which is the only place that knows it.
 //
 // The gateway's app registration must therefore:
 //

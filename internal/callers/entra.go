@@ -43,6 +43,7 @@ type entraClaims struct {
 	AZP      string   `json:"azp"`   // client app id in v2 tokens
 	AppID    string   `json:"appid"` // client app id in v1 tokens
 	Roles    []string `json:"roles"`
+	Version  string   `json:"ver"` // "1.0" or "2.0": which endpoint format issued the token
 }
 
 // entraVerifier checks bearer tokens against one tenant's keys.
@@ -165,7 +166,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (Caller, *E
 		return v.keys.KeyfuncCtx(ctx)(t)
 	})
 	if err != nil {
-		return Caller{}, a.tokenError(token, err)
+		return Caller{}, a.tokenError(token, &claims, err)
 	}
 	if !strings.EqualFold(claims.TenantID, v.cfg.TenantID) {
 		return Caller{}, a.unauthorized(ReasonWrongTenant, "token was issued for another tenant")
@@ -189,7 +190,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (Caller, *E
 // tokenError turns a parse failure into the most specific reason. Claim checks are reported
 // together by the JWT library, so the order here decides which one the caller hears about:
 // who the token is for before when it is valid.
-func (a *Authenticator) tokenError(token *jwt.Token, err error) *Error {
+func (a *Authenticator) tokenError(token *jwt.Token, claims *entraClaims, err error) *Error {
 	// The library's message names the failed check and, at most, a kid; never the token.
 	a.logger.Debug("bearer token rejected", zap.Error(err))
 	if errors.Is(err, jwt.ErrTokenMalformed) {
@@ -200,6 +201,9 @@ func (a *Authenticator) tokenError(token *jwt.Token, err error) *Error {
 			return a.unauthorized(ReasonDisallowedAlgorithm,
 				"token must be signed with "+signingAlgorithm)
 		}
+	}
+	if e := a.explainAudience(claims, err); e != nil {
+		return e
 	}
 	checks := []struct {
 		target error
@@ -226,4 +230,64 @@ func (a *Authenticator) tokenError(token *jwt.Token, err error) *Error {
 		}
 	}
 	return a.unauthorized(ReasonInvalidToken, "token is invalid")
+}
+
+// explainAudience says what is wrong with a token meant for another resource, or one in the
+// v1.0 format, and how to ask for the right one: the mistakes a caller makes when it requests
+// a Graph token, or when the gateway's app registration still issues v1.0 tokens. It trusts
+// the claims only when err is a claim failure, which the JWT library reports only after the
+// signature has been verified; a forged token never gets this far. It returns nil when it has
+// nothing more specific to say.
+func (a *Authenticator) explainAudience(claims *entraClaims, err error) *Error {
+	if !errors.Is(err, jwt.ErrTokenInvalidClaims) {
+		return nil
+	}
+	wrongAudience := errors.Is(err, jwt.ErrTokenInvalidAudience)
+	wrongIssuer := errors.Is(err, jwt.ErrTokenInvalidIssuer)
+	// A v1.0 token from this tenant fails the issuer check only because of its format. Any
+	// other issuer is another authority or tenant, and that is the first thing to fix.
+	v1FromTenant := claims.Version == "1.0" &&
+		strings.EqualFold(claims.TenantID, a.entra.cfg.TenantID)
+	if (wrongIssuer && !v1FromTenant) || (!wrongIssuer && !wrongAudience) {
+		return nil
+	}
+
+	const v1 = "it is a v1.0 token and the gateway accepts only v2.0 tokens"
+	if !wrongAudience {
+		return a.unauthorized(ReasonWrongIssuer, fmt.Sprintf("token was issued by the "+
+			"tenant's v1.0 endpoint (iss %q): %s; set requestedAccessTokenVersion to 2 in the "+
+			"manifest of the gateway's app registration", claims.Issuer, v1))
+	}
+	detail := fmt.Sprintf("token is for audience %s, not this gateway (want %s)",
+		quoteList(claims.Audience, ", "), quoteList(a.entra.cfg.Audiences, " or "))
+	if wrongIssuer {
+		detail += "; " + v1
+	}
+	return a.unauthorized(ReasonWrongAudience,
+		detail+"; request a token for scope "+a.entra.scope())
+}
+
+// scope is the scope a caller requests to get a token for the gateway: its App ID URI (or,
+// without one, its application id) followed by /.default.
+func (v *entraVerifier) scope() string {
+	resource := v.cfg.Audiences[0]
+	for _, aud := range v.cfg.Audiences {
+		if strings.Contains(aud, ":") {
+			resource = aud
+			break
+		}
+	}
+	return strings.TrimRight(resource, "/") + "/.default"
+}
+
+// quoteList quotes each value and joins them with sep; no values at all show as "".
+func quoteList(values []string, sep string) string {
+	if len(values) == 0 {
+		return `""`
+	}
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(quoted, sep)
 }

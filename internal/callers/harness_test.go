@@ -220,6 +220,13 @@ func (h *harness) call(t *testing.T, rq request) answer {
 // caller's azidentity would.
 func realToken(t *testing.T, sim *graphsim.Simulator, clientID, secret string) string {
 	t.Helper()
+	return realTokenFor(t, sim, clientID, secret, graphsim.GatewayAppIDURI+"/.default")
+}
+
+// realTokenFor gets an access token for scope from the simulator's token endpoint.
+func realTokenFor(t *testing.T, sim *graphsim.Simulator, clientID, secret,
+	scope string) string {
+	t.Helper()
 	cred, err := azidentity.NewClientSecretCredential(sim.TenantID(), clientID, secret,
 		&azidentity.ClientSecretCredentialOptions{
 			ClientOptions: azcore.ClientOptions{
@@ -235,8 +242,7 @@ func realToken(t *testing.T, sim *graphsim.Simulator, clientID, secret string) s
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	tok, err := cred.GetToken(ctx, azpolicy.TokenRequestOptions{
-		Scopes: []string{graphsim.GatewayAppIDURI + "/.default"}})
+	tok, err := cred.GetToken(ctx, azpolicy.TokenRequestOptions{Scopes: []string{scope}})
 	if err != nil {
 		t.Fatalf("get token: %v", err)
 	}

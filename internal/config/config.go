@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -129,6 +130,10 @@ type RequestConfig struct {
 
 // FromEnv reads the configuration from environ (os.Environ's form, "KEY=value"). It does not
 // validate: flags may still change fields, so call Validate once they have.
+//
+// When values do not parse (a duration such as "5x"), the error names every such variable
+// with its value and the rule, and the Config returned beside it holds every setting that
+// did parse, so that a program can still read its flags (and answer -h) before giving up.
 func FromEnv(environ []string) (*Config, error) {
 	vars := make(map[string]string, len(environ))
 	for _, kv := range environ {
@@ -137,16 +142,114 @@ func FromEnv(environ []string) (*Config, error) {
 		}
 	}
 	var c Config
-	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
-	}
+	parseErr := env.ParseWithOptions(&c, env.Options{Environment: vars})
 	if c.Callers.TenantID == "" {
 		c.Callers.TenantID = c.Graph.TenantID
 	}
 	if c.Callers.AuthorityHost == "" {
 		c.Callers.AuthorityHost = c.Graph.AuthorityHost
 	}
+	if parseErr != nil {
+		return &c, fmt.Errorf("configuration cannot be read:\n%w", explainParse(parseErr, vars))
+	}
 	return &c, nil
+}
+
+// SettingError is an environment variable whose value cannot be read as its type.
+type SettingError struct {
+	// Name is the environment variable.
+	Name string
+	// Value is what it holds.
+	Value string
+	// Rule says what it should hold.
+	Rule string
+	// Err is the parser's own error.
+	Err error
+}
+
+func (e *SettingError) Error() string {
+	return fmt.Sprintf("%s=%q: %s", e.Name, e.Value, e.Rule)
+}
+
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// explainParse rewrites the env library's errors, which name Go struct fields ("WriteWindow")
+// that an operator never sees, into SettingErrors naming the variable. Errors it cannot map
+// are kept as they are, so nothing is lost.
+func explainParse(err error, vars map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	names := envNamesByField()
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			errs = append(errs, e)
+			continue
+		}
+		name, ok := names[fieldOf{pe.Name, pe.Type}]
+		if !ok {
+			errs = append(errs, e)
+			continue
+		}
+		errs = append(errs, &SettingError{Name: name, Value: vars[name],
+			Rule: ruleFor(pe.Type), Err: e})
+	}
+	return errors.Join(errs...)
+}
+
+// fieldOf is what a ParseError says of the field it failed on.
+type fieldOf struct {
+	name string
+	typ  reflect.Type
+}
+
+// envNamesByField maps each field of Config to its environment variable. A field name and
+// type that occur twice (TenantID in two sections) cannot say which variable failed, so they
+// are left out and their errors pass through unchanged; none of them is a type that fails to
+// parse today, and a test keeps it so.
+func envNamesByField() map[fieldOf]string {
+	names := make(map[fieldOf]string)
+	ambiguous := make(map[fieldOf]bool)
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, ok := f.Tag.Lookup("env")
+			if !ok {
+				if f.Type.Kind() == reflect.Struct {
+					walk(f.Type)
+				}
+				continue
+			}
+			key := fieldOf{f.Name, f.Type}
+			if _, seen := names[key]; seen {
+				ambiguous[key] = true
+			}
+			names[key], _, _ = strings.Cut(tag, ",")
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	for key := range ambiguous {
+		delete(names, key)
+	}
+	return names
+}
+
+// ruleFor says, for a value of type t that did not parse, what it should have looked like.
+func ruleFor(t reflect.Type) string {
+	if t == reflect.TypeOf(time.Duration(0)) {
+		return "not a duration (e.g. 20s, 1m30s)"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "not true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "not a whole number (e.g. 100)"
+	}
+	return "cannot be read as " + t.String()
 }
 
 // EnvNames lists every environment variable the configuration reads, so that deployment

@@ -99,3 +99,72 @@ func TestEnvNames(t *testing.T) {
 		}
 	}
 }
+
+// TestParseErrorsNameVariables reports every value that does not parse, by the variable an
+// operator set, with the value and the rule, and never by the Go field behind it.
+func TestParseErrorsNameVariables(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		extra   []string
+		want    []string
+		notWant []string
+	}{
+		{name: "a duration and a number together",
+			extra: []string{"GATEWAY_WRITE_WINDOW=5x", "GATEWAY_MAX_RETRIES=abc"},
+			want: []string{`GATEWAY_WRITE_WINDOW="5x": not a duration (e.g. 20s`,
+				`GATEWAY_MAX_RETRIES="abc": not a whole number`},
+			notWant: []string{"WriteWindow", "MaxRetries", "parse error on field"}},
+		{name: "a boolean", extra: []string{"GATEWAY_REDIS_TLS=maybe"},
+			want:    []string{`GATEWAY_REDIS_TLS="maybe": not true or false`},
+			notWant: []string{"RedisTLS"}},
+		{name: "a nested section's duration", extra: []string{"GATEWAY_AUTH_LEEWAY=soon"},
+			want: []string{`GATEWAY_AUTH_LEEWAY="soon": not a duration`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := FromEnv(append(validEnv(), tc.extra...))
+			if err == nil {
+				t.Fatalf("FromEnv(%v) = nil error, want one naming %v", tc.extra, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			for _, nw := range tc.notWant {
+				if strings.Contains(err.Error(), nw) {
+					t.Errorf("error contains %q:\n%v", nw, err)
+				}
+			}
+			// What parsed is still there, so flags and -h can be read before giving up.
+			if got, want := c.Graph.ClientSecret, "s"; got != want {
+				t.Errorf("Graph.ClientSecret beside the error: got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestEverySettingNamedOnParseError sets each variable to a value no type accepts: whatever
+// fails must be reported by its variable, so a new field can never bring back Go field names.
+func TestEverySettingNamedOnParseError(t *testing.T) {
+	t.Parallel()
+	names, err := EnvNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for _, name := range names {
+		_, err := FromEnv([]string{name + "=%bad"})
+		if err == nil {
+			continue // a string setting takes anything here; Validate judges it
+		}
+		failed++
+		if want := name + `="%bad": `; !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error containing %q", name, err, want)
+		}
+	}
+	if failed == 0 {
+		t.Error("no setting failed to parse; the test checks nothing")
+	}
+}

@@ -45,10 +45,12 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (callers.Caller, error)
 }
 
-// Authorizer decides what an identified caller may do.
+// Authorizer decides what an identified caller may do, and knows each caller's name.
 type Authorizer interface {
 	AuthorizeWrite(c callers.Caller, siteID string, properties []string) error
 	AuthorizeRead(c callers.Caller, siteID string) error
+	// Name returns the caller's name in the policy, or "" when the policy has no entry for it.
+	Name(c callers.Caller) string
 }
 
 // AuditLog records the audit trail; RequestReceived returns only once the event is durable.
@@ -204,8 +206,16 @@ func (s *server) authenticate(c *gin.Context) {
 		x.abortWith(err)
 		return
 	}
+	// A token names only an application id; people know the caller by its policy name.
+	if name := s.Policy.Name(caller); name != "" {
+		caller.Name = name
+	}
 	x.caller = caller
-	x.log = x.log.With(zap.String("caller", caller.String()))
+	fields := []zap.Field{zap.String("caller", caller.String())}
+	if caller.Kind == callers.KindEntra {
+		fields = append(fields, zap.String("app_id", caller.ID))
+	}
+	x.log = x.log.With(fields...)
 }
 
 // noQuery refuses query strings: the gateway supports no OData query option, and ignoring one

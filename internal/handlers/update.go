@@ -188,7 +188,8 @@ func (s *server) newEvent(x *exchange, siteID, serverID string) *audit.Event {
 	e := audit.NewEvent(x.c.Request, x.requestID, x.route)
 	e.RequestReceivedTimestamp = x.start.UTC()
 	if x.caller.ID != "" {
-		e.User = audit.User{Kind: x.caller.Kind, Name: x.caller.ID}
+		// An Entra caller the policy does not list has no name; its appId still says who it is.
+		e.User = audit.User{Kind: x.caller.Kind, Name: x.caller.Name}
 		if x.caller.Kind == audit.UserKindEntra {
 			e.User.AppID = x.caller.ID
 		}

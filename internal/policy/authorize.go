@@ -20,8 +20,10 @@ const (
 // policy does not allow what it asks. Its message names the refused property or site and is
 // safe to return to the caller.
 type Denied struct {
-	// Caller is the caller's identity as "kind:id".
+	// Caller is the caller as "kind:name", or "kind:id" when the policy does not know it.
 	Caller string
+	// AppID is the Entra application id of a caller that presented a token; "" for API keys.
+	AppID string
 	// Property is the refused property, for ReasonPropertyRefused.
 	Property string
 	// Site is the site asked for.
@@ -33,6 +35,11 @@ type Denied struct {
 func (d *Denied) Error() string {
 	switch d.Reason {
 	case ReasonUnknownCaller:
+		if d.AppID != "" {
+			// The token was good, so the application is real; only its policy entry is missing.
+			return fmt.Sprintf("caller entra:%s is not in the policy: no entry has this appId",
+				d.AppID)
+		}
 		return fmt.Sprintf("caller %s is not in the policy", d.Caller)
 	case ReasonReadNotGranted:
 		return fmt.Sprintf("caller %s may not read tunnel servers", d.Caller)
@@ -93,6 +100,13 @@ func (p *Policy) admit(c callers.Caller, siteID string) (*entry, *Denied) {
 	return e, nil
 }
 
+// deny names the caller as this policy knows it, whatever name the request was given, so that
+// a message never disagrees with the policy that made the decision.
 func (p *Policy) deny(c callers.Caller, siteID, reason string) *Denied {
-	return &Denied{Caller: c.String(), Site: siteID, Reason: reason}
+	c.Name = p.Name(c)
+	d := &Denied{Caller: c.String(), Site: siteID, Reason: reason}
+	if c.Kind == callers.KindEntra {
+		d.AppID = c.ID
+	}
+	return d
 }

@@ -126,8 +126,9 @@ func (p *Policy) Grants() []Grant {
 	return out
 }
 
-// Name returns the policy name of a caller, or "" if the policy does not know it. Logs and
-// audit events can carry it next to the caller's id.
+// Name returns the policy name of a caller, or "" if the policy does not know it. An Entra
+// caller is known to the authenticator only by its application id; this name is the one logs,
+// audit events and messages show.
 func (p *Policy) Name(c callers.Caller) string {
 	if e := p.lookup(c); e != nil {
 		return e.name

@@ -212,7 +212,8 @@ func TestAuthorize(t *testing.T) {
 		{name: "portal reads", caller: portal, read: true, site: westSite},
 		{name: "portal refused property", caller: portal, site: eastSite,
 			properties: []string{"displayName", "serverImageDigest"},
-			wantReason: policy.ReasonPropertyRefused, wantText: "property serverImageDigest"},
+			wantReason: policy.ReasonPropertyRefused,
+			wantText:   "caller entra:portal may not change property serverImageDigest"},
 		{name: "agent on its site", caller: agent, site: strings.ToUpper(westSite),
 			properties: []string{"tunnelServerHealthStatus", "lastCheckinDateTime"}},
 		{name: "agent refused site", caller: agent, site: eastSite,
@@ -223,7 +224,9 @@ func TestAuthorize(t *testing.T) {
 		{name: "reader may not write", caller: reader, site: eastSite,
 			properties: []string{"id"}, wantReason: policy.ReasonWriteNotGranted},
 		{name: "unknown caller", caller: stranger, read: true, site: eastSite,
-			wantReason: policy.ReasonUnknownCaller, wantText: "not in the policy"},
+			wantReason: policy.ReasonUnknownCaller,
+			wantText: "caller entra:11111111-2222-3333-4444-555555555555 is not in the policy: " +
+				"no entry has this appId"},
 		{name: "name is not an api key identity", caller: impostor, site: eastSite,
 			properties: []string{"displayName"}, wantReason: policy.ReasonUnknownCaller},
 	}

@@ -79,6 +79,11 @@ func (s *Store) AuthorizeRead(c callers.Caller, siteID string) error {
 	return s.Current().AuthorizeRead(c, siteID)
 }
 
+// Name returns the caller's name in the current policy; see Policy.Name.
+func (s *Store) Name(c callers.Caller) string {
+	return s.Current().Name(c)
+}
+
 // APIKeys returns the API keys of the current policy.
 func (s *Store) APIKeys() []callers.APIKey {
 	return s.Current().APIKeys()

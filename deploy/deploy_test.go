@@ -687,23 +687,31 @@ func checkNetworkPolicy(t *testing.T, _ target, m *manifests) {
 		t.Errorf("NetworkPolicy %s: ingress opens %v, want http and admin", np.Name, opened)
 	}
 
-	// Egress reaches DNS, the write budget's Redis and 443, and nothing else.
+	// Egress reaches DNS, the write budget's Redis and 443, and nothing else: every rule names
+	// both its ports and its peers (an empty list in either opens everything).
 	_, redis, redisPort := redisBackend(t, m)
 	var dns, toRedis, https bool
-	for _, rule := range np.Spec.Egress {
-		for _, p := range rule.Ports {
-			switch {
-			case p.Port.IntValue() == 53:
-				dns = true
-			case p.Port.IntValue() == 443:
-				https = true
-			case p.Port.IntValue() == int(redisPort) && len(rule.To) == 1 &&
-				selects(t, rule.To[0].PodSelector, redis.Spec.Template.Labels):
-				toRedis = true
-			default:
-				t.Errorf("NetworkPolicy %s: egress to port %s is not one the gateway needs",
-					np.Name, p.Port.String())
-			}
+	for i, rule := range np.Spec.Egress {
+		if len(rule.Ports) == 0 || len(rule.To) == 0 {
+			t.Errorf("NetworkPolicy %s egress %d: ports %d, peers %d; want both listed", np.Name, i,
+				len(rule.Ports), len(rule.To))
+			continue
+		}
+		switch port := egressPort(t, np.Name, i, rule.Ports); {
+		case port == 53 && allPeers(rule.To, func(p networkingv1.NetworkPolicyPeer) bool {
+			return p.IPBlock == nil && p.PodSelector != nil &&
+				p.PodSelector.MatchLabels["k8s-app"] == "kube-dns"
+		}):
+			dns = true
+		case port == int(redisPort) && allPeers(rule.To, func(p networkingv1.NetworkPolicyPeer) bool {
+			return p.IPBlock == nil && selects(t, p.PodSelector, redis.Spec.Template.Labels)
+		}):
+			toRedis = true
+		case port == 443 && allPeers(rule.To, publicOnly):
+			https = true
+		default:
+			t.Errorf("NetworkPolicy %s egress %d: port %d to %+v is not one the gateway needs",
+				np.Name, i, port, rule.To)
 		}
 	}
 	if !dns || !toRedis || !https {
@@ -717,6 +725,49 @@ func checkNetworkPolicy(t *testing.T, _ target, m *manifests) {
 		!selects(t, rp.Spec.Ingress[0].From[0].PodSelector, d.Spec.Template.Labels) {
 		t.Errorf("NetworkPolicy %s: want one ingress rule, from the gateway's pods", rp.Name)
 	}
+}
+
+// egressPort is the one port number an egress rule opens (53 may come as UDP and TCP), or -1.
+func egressPort(t *testing.T, policy string, i int, ports []networkingv1.NetworkPolicyPort) int {
+	t.Helper()
+	port := -1
+	for _, p := range ports {
+		if p.Port == nil || p.EndPort != nil || (port != -1 && p.Port.IntValue() != port) {
+			t.Errorf("NetworkPolicy %s egress %d: want one numbered port, got %+v", policy, i, ports)
+			return -1
+		}
+		port = p.Port.IntValue()
+	}
+	return port
+}
+
+func allPeers(peers []networkingv1.NetworkPolicyPeer,
+	ok func(networkingv1.NetworkPolicyPeer) bool) bool {
+	for _, p := range peers {
+		if !ok(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// publicOnly holds for an address block that leaves out the private, shared, link-local and
+// loopback ranges, so 443 cannot reach the cluster's own services or the node.
+func publicOnly(p networkingv1.NetworkPolicyPeer) bool {
+	if p.IPBlock == nil || p.PodSelector != nil || p.NamespaceSelector != nil {
+		return false
+	}
+	want := []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+		"169.254.0.0/16", "127.0.0.0/8"}
+	if strings.Contains(p.IPBlock.CIDR, ":") {
+		want = []string{"fc00::/7", "fe80::/10", "::1/128"}
+	}
+	for _, cidr := range want {
+		if !slices.Contains(p.IPBlock.Except, cidr) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkIdentity(t *testing.T, tg target, m *manifests) {

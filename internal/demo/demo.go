@@ -77,7 +77,8 @@ func Policy(apiKey string) string {
   - name: demo
     apiKeySha256: %s
     read: true
-    properties: [displayName, tunnelServerHealthStatus, lastCheckinDateTime, agentImageDigest, serverImageDigest]
+    properties: [displayName, tunnelServerHealthStatus, lastCheckinDateTime,
+                 agentImageDigest, serverImageDigest]
   - name: portal
     appId: %s
     read: true

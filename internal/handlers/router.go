@@ -61,7 +61,8 @@ type AuditLog interface {
 
 // Graph is the part of the Graph client the handlers use.
 type Graph interface {
-	PatchServer(ctx context.Context, siteID, serverID string, body []byte, requestID string) (*graphclient.Response, error)
+	PatchServer(ctx context.Context, siteID, serverID string, body []byte,
+		requestID string) (*graphclient.Response, error)
 	GetServer(ctx context.Context, siteID, serverID, requestID string) (*graphclient.Response, error)
 	ListSites(ctx context.Context, requestID string) (*graphclient.List, error)
 	ListServers(ctx context.Context, siteID, requestID string) (*graphclient.List, error)

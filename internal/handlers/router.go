@@ -200,12 +200,20 @@ func (s *server) tag(f family) gin.HandlerFunc {
 func (s *server) authenticate(c *gin.Context) {
 	x := exchangeOf(c)
 	caller, err := s.Auth.Authenticate(c.Request)
+	// A token refused only for lacking the gateway's app role still names its application:
+	// the audit trail and the access log say who was refused, not just that someone was.
+	if caller.ID != "" {
+		s.identify(x, caller)
+	}
 	if err != nil {
 		s.Metrics.CallerDenied(classify(err).kind)
 		s.auditRejected(x, err)
 		x.abortWith(err)
-		return
 	}
+}
+
+// identify records who the caller is on the exchange and its logger.
+func (s *server) identify(x *exchange, caller callers.Caller) {
 	// A token names only an application id; people know the caller by its policy name.
 	if name := s.Policy.Name(caller); name != "" {
 		caller.Name = name

@@ -3,10 +3,12 @@ package app_test
 import (
 	"io"
 	"net/http"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
 
+	"tunnelgateway/internal/graphclient"
 	"tunnelgateway/internal/graphsim"
 )
 
@@ -79,5 +81,99 @@ func TestRefusalMetrics(t *testing.T) {
 	}
 	if got := series(text, "tunnelgateway_validation_failures_total"); len(got) != 0 {
 		t.Errorf("validation failures: got %q, want none (no body was judged)", got)
+	}
+}
+
+// get sends a GET with the harness's API key to any listener.
+func (s *stack) get(t *testing.T, url string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	must(t, err)
+	req.Header.Set("X-Api-Key", testAPIKey)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestListenersAreSeparate checks that the probes and metrics are not on the callers'
+// listener, where any caller could read them, and that no caller route is on the admin
+// listener, which has no authentication. Every request carries a valid API key, so a 404
+// cannot be a refused credential in disguise.
+func TestListenersAreSeparate(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{name: "metrics on the api listener", url: s.url + "/metrics"},
+		{name: "liveness on the api listener", url: s.url + "/healthz"},
+		{name: "readiness on the api listener", url: s.url + "/readyz"},
+		{name: "site list on the admin listener", url: s.adminURL + "/v1/tunnel-sites"},
+		{name: "server on the admin listener", url: s.adminURL + v1Server(site, server)},
+		{name: "graph route on the admin listener", url: s.adminURL + graphServer(site, server)},
+		{name: "spec on the admin listener", url: s.adminURL + "/openapi.yaml"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.get(t, tt.url); got != http.StatusNotFound {
+				t.Errorf("GET %s: got %d, want 404", tt.url, got)
+			}
+		})
+	}
+	// The probes do answer where they belong.
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		if got := s.get(t, s.adminURL+path); got != http.StatusOK {
+			t.Errorf("GET admin %s: got %d, want 200", path, got)
+		}
+	}
+}
+
+// guidPattern matches an id in the 8-4-4-4-12 form anywhere in a text.
+var guidPattern = regexp.MustCompile(
+	`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+
+// TestMetricsUseRouteTemplates sends real reads and writes on both route families and checks
+// that /metrics labels them by route template and Graph operation, and holds no id at all:
+// one series per site or server would grow without bound.
+func TestMetricsUseRouteTemplates(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	for _, r := range []request{
+		{method: http.MethodPatch, path: v1Server(site, server), body: `{"displayName":"a"}`},
+		{method: http.MethodGet, path: v1Server(site, server)},
+		{method: http.MethodGet, path: "/v1/tunnel-sites/" + site + "/servers"},
+		{method: http.MethodPatch, path: graphServer(site, server), body: `{"displayName":"b"}`},
+	} {
+		if got := s.do(t, r); got.status != http.StatusOK && got.status != http.StatusNoContent {
+			t.Fatalf("%s %s: got %d %s", r.method, r.path, got.status, got.body)
+		}
+	}
+
+	text := s.scrape(t)
+	for _, want := range []string{
+		`tunnelgateway_requests_total{code="200",method="PATCH",` +
+			`route="/v1/tunnel-sites/:siteId/servers/:serverId"} 1`,
+		`tunnelgateway_requests_total{code="200",method="GET",` +
+			`route="/v1/tunnel-sites/:siteId/servers/:serverId"} 1`,
+		`tunnelgateway_requests_total{code="200",method="GET",` +
+			`route="/v1/tunnel-sites/:siteId/servers"} 1`,
+		`route="/beta/deviceManagement/microsoftTunnelSites/:siteId/` +
+			`microsoftTunnelServers/:serverId"} 1`,
+		`tunnelgateway_upstream_requests_total{code="200",operation="` +
+			graphclient.OpGetServer + `"} 1`,
+		`tunnelgateway_upstream_requests_total{code="200",operation="` +
+			graphclient.OpListServers + `"} 1`,
+		`operation="` + graphclient.OpPatchServer + `"} 2`,
+	} {
+		if !strings.Contains(text, want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if ids := guidPattern.FindAllString(text, -1); len(ids) > 0 {
+		t.Errorf("/metrics holds ids: %q", ids)
 	}
 }

@@ -79,8 +79,7 @@ type Event struct {
 	Verb    string `json:"verb"`
 	// RequestURI is the escaped path only; a query string is never recorded.
 	RequestURI string `json:"requestURI"`
-	// Route is the route template, for example
-	// /deviceManagement/microsoftTunnelSites/:siteId/microsoftTunnelServers/:serverId.
+	// Route is the route template, for example /v1/tunnel-sites/:siteId/servers/:serverId.
 	Route     string     `json:"route,omitempty"`
 	User      User       `json:"user"`
 	SourceIPs []string   `json:"sourceIPs,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/graphclient"
 	"tunnelgateway/internal/metrics"
 )
 
@@ -27,20 +28,28 @@ var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 // other at run time.
 var _ audit.Observer = metrics.AuditObserver{}
 
-const patchRoute = "/deviceManagement/microsoftTunnelSites/:siteId/" +
-	"microsoftTunnelServers/:serverId"
+// The route templates as the gateway's router registers them, so that the golden file shows
+// the label values operators really see; TestMetricsUseRouteTemplates in internal/app checks
+// the gateway produces exactly these.
+const (
+	v1ServerRoute    = "/v1/tunnel-sites/:siteId/servers/:serverId"
+	graphServerRoute = "/beta/deviceManagement/microsoftTunnelSites/:siteId/" +
+		"microsoftTunnelServers/:serverId"
+)
 
 // exercise touches every collector once with fixed values, through the helpers where the
 // gateway uses them.
 func exercise(m *metrics.Metrics) {
-	m.ObserveRequest(patchRoute, "PATCH", 200, 250*time.Millisecond)
-	m.ObserveRequest(patchRoute, "PATCH", 429, 125*time.Millisecond)
+	m.ObserveRequest(v1ServerRoute, "PATCH", 200, 250*time.Millisecond)
+	m.ObserveRequest(v1ServerRoute, "PATCH", 429, 125*time.Millisecond)
+	m.ObserveRequest(graphServerRoute, "GET", 200, 40*time.Millisecond)
 	m.InFlight.Set(3)
 	upstream := m.UpstreamObserver()
-	upstream.Attempt("patch_tunnel_server", 429, 100*time.Millisecond)
-	upstream.Retry("patch_tunnel_server")
-	upstream.Attempt("patch_tunnel_server", 204, 300*time.Millisecond)
-	upstream.Attempt("patch_tunnel_server", 0, 30*time.Second)
+	upstream.Attempt(graphclient.OpPatchServer, 429, 100*time.Millisecond)
+	upstream.Retry(graphclient.OpPatchServer)
+	upstream.Attempt(graphclient.OpPatchServer, 204, 300*time.Millisecond)
+	upstream.Attempt(graphclient.OpPatchServer, 0, 30*time.Second)
+	upstream.Attempt(graphclient.OpGetServer, 200, 35*time.Millisecond)
 	// A fixed clock keeps the lifetime, worked out at each scrape, the same on every run.
 	acquired := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m.TokenRemainingLifetime.SetClock(func() time.Time { return acquired })

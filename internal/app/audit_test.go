@@ -207,3 +207,42 @@ func TestAuditFailureStopsWrites(t *testing.T) {
 		t.Errorf("Ready() after recovery = %v, want nil", err)
 	}
 }
+
+// TestAuditSourceIPs sends a request claiming, in X-Forwarded-For, to come from elsewhere. The
+// test's peer is loopback: when loopback is a trusted proxy the forwarded address is recorded
+// before the peer's, as Kubernetes orders them; when no proxy is trusted the header is a
+// caller's claim and only the peer is recorded.
+func TestAuditSourceIPs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		trusted []string
+		want    []string
+	}{
+		{name: "loopback is a trusted proxy", trusted: []string{"127.0.0.0/8"},
+			want: []string{"203.0.113.7", "127.0.0.1"}},
+		{name: "no proxy is trusted", want: []string{"127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startStack(t, stackOptions{configure: func(c *config.Config) {
+				c.TrustedProxies = tt.trusted
+			}})
+			got := s.do(t, request{method: http.MethodGet, path: v1Server(site, server),
+				headers: map[string]string{"X-Forwarded-For": "203.0.113.7"}})
+			if got.status != http.StatusOK {
+				t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
+			}
+			id := got.header.Get("X-Request-Id")
+			events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+				_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+				return done
+			})
+			ips := eventsFor(events, id)[audit.StageResponseComplete].SourceIPs
+			if strings.Join(ips, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("sourceIPs: got %q, want %q", ips, tt.want)
+			}
+		})
+	}
+}

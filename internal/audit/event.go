@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -136,7 +137,8 @@ type Upstream struct {
 }
 
 // NewEvent starts an event at LevelMetadata for r, stamped as received now. It copies only the
-// escaped path (never the query), the user agent and the remote address; headers such as
+// escaped path (never the query), the user agent and the remote address (set SourceIPs with
+// SourceIPs to record a trusted proxy's X-Forwarded-For as well); headers such as
 // Authorization and Cookie are not read. The verb follows the method: GET becomes VerbGet (set
 // VerbList for collections), PATCH becomes VerbPatch, anything else its lowercase method name.
 func NewEvent(r *http.Request, requestID, route string) *Event {
@@ -146,13 +148,58 @@ func NewEvent(r *http.Request, requestID, route string) *Event {
 		Verb:                     verbFor(r.Method),
 		RequestURI:               r.URL.EscapedPath(),
 		Route:                    route,
+		SourceIPs:                SourceIPs(r, nil),
 		UserAgent:                r.UserAgent(),
 		RequestReceivedTimestamp: time.Now().UTC(),
 	}
-	if ip := remoteIP(r.RemoteAddr); ip != "" {
-		e.SourceIPs = []string{ip}
-	}
 	return e
+}
+
+// maxForwardedIPs bounds the X-Forwarded-For addresses one event records. A real chain has a
+// hop or two; the header's leftmost entries are whatever the client wrote, so when there are
+// more, the nearest hops (the ones the trusted proxies added) are the ones kept.
+const maxForwardedIPs = 16
+
+// SourceIPs returns where r came from, in the order Kubernetes audit events use: the
+// X-Forwarded-For addresses, client first, then the peer's own address. Any client can send
+// X-Forwarded-For, so it is read only when the peer is in trusted (the reverse proxies in
+// front of the gateway); otherwise, and with trusted empty, only the peer is recorded. An
+// entry that is not an IP address is left out, so the header cannot smuggle text in.
+func SourceIPs(r *http.Request, trusted []netip.Prefix) []string {
+	peer := remoteIP(r.RemoteAddr)
+	if peer == "" {
+		return nil
+	}
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !inAny(addr.Unmap(), trusted) {
+		return []string{peer}
+	}
+
+	var ips []string
+	for _, header := range r.Header.Values("X-Forwarded-For") {
+		for _, entry := range strings.Split(header, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(entry)); err == nil {
+				ips = append(ips, a.Unmap().String())
+			}
+		}
+	}
+	if len(ips) > maxForwardedIPs {
+		ips = ips[len(ips)-maxForwardedIPs:]
+	}
+	// A proxy that lists itself last would otherwise appear twice.
+	if len(ips) > 0 && ips[len(ips)-1] == peer {
+		return ips
+	}
+	return append(ips, peer)
+}
+
+func inAny(addr netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func verbFor(method string) string {

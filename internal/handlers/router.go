@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,9 @@ type Deps struct {
 	MaxBodyBytes int64
 	// RequestTimeout is the end-to-end deadline of one request.
 	RequestTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For the audit trail records. Default:
+	// none.
+	TrustedProxies []netip.Prefix
 }
 
 type family int

@@ -196,6 +196,7 @@ func (s *server) finishEvent(x *exchange, status int) {
 
 func (s *server) newEvent(x *exchange, siteID, serverID string) *audit.Event {
 	e := audit.NewEvent(x.c.Request, x.requestID, x.route)
+	e.SourceIPs = audit.SourceIPs(x.c.Request, s.TrustedProxies)
 	e.RequestReceivedTimestamp = x.start.UTC()
 	if x.caller.ID != "" {
 		// An Entra caller the policy does not list has no name; its appId still says who it is.

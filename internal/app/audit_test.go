@@ -246,3 +246,25 @@ func TestAuditSourceIPs(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditListAttempts reads a list Graph cuts into three pages, one of which needs a
+// retry: the audit event counts the tries of every page, and the pages apart.
+func TestAuditListAttempts(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{sim: graphsim.Options{PageSize: 1}})
+	must(t, s.sim.SetFaults(graphsim.Faults{Sequence: []string{"ok", "503", "ok", "ok"}}))
+
+	got := s.do(t, request{method: http.MethodGet, path: "/v1/tunnel-sites/" + site + "/servers"})
+	if got.status != http.StatusOK {
+		t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
+	}
+	id := got.header.Get("X-Request-Id")
+	events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+		_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+		return done
+	})
+	upstream := eventsFor(events, id)[audit.StageResponseComplete].Upstream
+	if upstream == nil || upstream.Attempts != 4 || upstream.Pages != 3 {
+		t.Errorf("upstream: got %+v, want 4 attempts over 3 pages", upstream)
+	}
+}

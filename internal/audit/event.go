@@ -130,8 +130,10 @@ type Upstream struct {
 	RequestID string `json:"requestId,omitempty"`
 	// Code is Graph's error code, for example "ResourceNotFound"; empty on success.
 	Code string `json:"code,omitempty"`
-	// Attempts counts tries including retries.
+	// Attempts counts tries including retries; for a list, those of all its pages.
 	Attempts int `json:"attempts,omitempty"`
+	// Pages is how many pages a list read; zero for anything but a list.
+	Pages int `json:"pages,omitempty"`
 	// Status is Graph's final HTTP status; zero when no answer came (timeout, network error).
 	Status int `json:"status,omitempty"`
 }

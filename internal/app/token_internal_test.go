@@ -73,7 +73,8 @@ func TestRetryTokenRecoversReadiness(t *testing.T) {
 // tokens do.
 type fixedCredential struct{ expiresOn time.Time }
 
-func (c fixedCredential) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+func (c fixedCredential) GetToken(context.Context,
+	policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	return azcore.AccessToken{Token: "t", ExpiresOn: c.expiresOn}, nil
 }
 

@@ -50,7 +50,8 @@ func TestCountRefusal(t *testing.T) {
 			s := &server{Deps: Deps{Metrics: m}}
 			s.countRefusal(tt.err)
 
-			if got, want := testutil.CollectAndCount(m.CallerDenials), len(tt.wantDenials); got != want {
+			got, want := testutil.CollectAndCount(m.CallerDenials), len(tt.wantDenials)
+			if got != want {
 				t.Errorf("caller_denials_total series: got %d, want %d", got, want)
 			}
 			for reason, want := range tt.wantDenials {
@@ -58,7 +59,7 @@ func TestCountRefusal(t *testing.T) {
 					t.Errorf("caller_denials_total{reason=%q}: got %v, want %v", reason, got, want)
 				}
 			}
-			got := testutil.CollectAndCount(m.ValidationFailures)
+			got = testutil.CollectAndCount(m.ValidationFailures)
 			if got != tt.wantValidations {
 				t.Errorf("validation_failures_total series: got %d, want %d", got,
 					tt.wantValidations)

@@ -93,6 +93,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		g.closeParts(context.Background())
 		return nil, err
 	}
+	trustedProxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		g.closeParts(context.Background())
+		return nil, fmt.Errorf("read trusted proxies: %w", err)
+	}
 
 	g.api = handlers.New(handlers.Deps{
 		Graph:          g.graph,
@@ -105,6 +110,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Gateway, error
 		OpenAPI:        tunnelgateway.OpenAPI,
 		MaxBodyBytes:   cfg.Requests.MaxBodyBytes,
 		RequestTimeout: cfg.Requests.Timeout,
+		TrustedProxies: trustedProxies,
 	})
 	g.checkToken(ctx)
 	return g, nil

@@ -58,6 +58,10 @@ func TestAuditEveryOutcome(t *testing.T) {
 		upstream   bool
 		// unidentified: no route matched, so the credential was never checked.
 		unidentified bool
+		// bearer, when set, gets the token the request sends instead of the API key.
+		bearer func(t *testing.T, sim *graphsim.Simulator) string
+		// wantAppID is the application id the event must name.
+		wantAppID string
 	}{
 		{name: "success", r: request{method: http.MethodPatch, path: v1Server(site, server),
 			body: `{"displayName":"audited"}`}, status: 200, received: true, upstream: true},
@@ -82,12 +86,26 @@ func TestAuditEveryOutcome(t *testing.T) {
 		{name: "the spec", r: request{method: http.MethodGet, path: "/openapi.yaml"}, status: 200},
 		{name: "no such route", r: request{method: http.MethodGet, path: "/v1/nowhere"}, status: 404,
 			annotation: audit.AnnotationError, unidentified: true},
+		// Refused, but identified: the event must say which application was refused.
+		{name: "token without the gateway role", r: request{method: http.MethodPatch,
+			path: v1Server(site, server), body: `{"displayName":"x"}`},
+			bearer: func(t *testing.T, sim *graphsim.Simulator) string {
+				return callerToken(t, sim, graphsim.NoGatewayRoleClientID,
+					graphsim.NoGatewayRoleClientSecret)
+			},
+			status: 403, annotation: audit.AnnotationRefused,
+			wantAppID: graphsim.NoGatewayRoleClientID},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := startStack(t, stackOptions{sim: tc.sim, configure: tc.configure})
 			// U+2028 ends a line in some readers; the trail must keep it inside the string.
 			tc.r.headers = map[string]string{"User-Agent": "portal/1.0\u2028{\"auditID\":\"forged\"}"}
+			identified := (!tc.r.noKey || tc.bearer != nil) && !tc.unidentified
+			if tc.bearer != nil {
+				tc.r.noKey = true
+				tc.r.headers["Authorization"] = "Bearer " + tc.bearer(t, s.sim)
+			}
 			got := s.do(t, tc.r)
 			if got.status != tc.status {
 				t.Fatalf("status = %d, want %d; body %s", got.status, tc.status, got.body)
@@ -111,8 +129,11 @@ func TestAuditEveryOutcome(t *testing.T) {
 			if (done.Upstream != nil && done.Upstream.RequestID != "") != tc.upstream {
 				t.Errorf("upstream = %+v, want graph's request id: %v", done.Upstream, tc.upstream)
 			}
-			if identified := !tc.r.noKey && !tc.unidentified; identified != (done.User.Kind != "") {
-				t.Errorf("user = %+v for a caller with key: %v", done.User, !tc.r.noKey)
+			if identified != (done.User.Kind != "") {
+				t.Errorf("user = %+v for an identified caller: %v", done.User, identified)
+			}
+			if done.User.AppID != tc.wantAppID {
+				t.Errorf("user.appId = %q, want %q", done.User.AppID, tc.wantAppID)
 			}
 			if tc.received && byStage[audit.StageRequestReceived].Level != audit.LevelRequest {
 				t.Errorf("a write is audited at %s, want Request level",
@@ -184,5 +205,66 @@ func TestAuditFailureStopsWrites(t *testing.T) {
 	}
 	if err := s.gw.Ready(); err != nil {
 		t.Errorf("Ready() after recovery = %v, want nil", err)
+	}
+}
+
+// TestAuditSourceIPs sends a request claiming, in X-Forwarded-For, to come from elsewhere. The
+// test's peer is loopback: when loopback is a trusted proxy the forwarded address is recorded
+// before the peer's, as Kubernetes orders them; when no proxy is trusted the header is a
+// caller's claim and only the peer is recorded.
+func TestAuditSourceIPs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		trusted []string
+		want    []string
+	}{
+		{name: "loopback is a trusted proxy", trusted: []string{"127.0.0.0/8"},
+			want: []string{"203.0.113.7", "127.0.0.1"}},
+		{name: "no proxy is trusted", want: []string{"127.0.0.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startStack(t, stackOptions{configure: func(c *config.Config) {
+				c.TrustedProxies = tt.trusted
+			}})
+			got := s.do(t, request{method: http.MethodGet, path: v1Server(site, server),
+				headers: map[string]string{"X-Forwarded-For": "203.0.113.7"}})
+			if got.status != http.StatusOK {
+				t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
+			}
+			id := got.header.Get("X-Request-Id")
+			events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+				_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+				return done
+			})
+			ips := eventsFor(events, id)[audit.StageResponseComplete].SourceIPs
+			if strings.Join(ips, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("sourceIPs: got %q, want %q", ips, tt.want)
+			}
+		})
+	}
+}
+
+// TestAuditListAttempts reads a list Graph cuts into three pages, one of which needs a
+// retry: the audit event counts the tries of every page, and the pages apart.
+func TestAuditListAttempts(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{sim: graphsim.Options{PageSize: 1}})
+	must(t, s.sim.SetFaults(graphsim.Faults{Sequence: []string{"ok", "503", "ok", "ok"}}))
+
+	got := s.do(t, request{method: http.MethodGet, path: "/v1/tunnel-sites/" + site + "/servers"})
+	if got.status != http.StatusOK {
+		t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
+	}
+	id := got.header.Get("X-Request-Id")
+	events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+		_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+		return done
+	})
+	upstream := eventsFor(events, id)[audit.StageResponseComplete].Upstream
+	if upstream == nil || upstream.Attempts != 4 || upstream.Pages != 3 {
+		t.Errorf("upstream: got %+v, want 4 attempts over 3 pages", upstream)
 	}
 }

@@ -101,10 +101,14 @@ func TestEntraCallerNamedByPolicy(t *testing.T) {
 	t.Parallel()
 	core, logs := observer.New(zap.InfoLevel)
 	// The name differs from the demo's so that it can only have come from this file.
-	named := strings.Replace(demo.Policy(testAPIKey), "name: portal", "name: contoso-portal", 1)
+	named := strings.Replace(demo.Policy(testAPIKey), "name: portal", "name: contoso-portal", 1) +
+		"  - name: roleless-app\n    appId: " + graphsim.NoGatewayRoleClientID + "\n" +
+		"    properties: [displayName]\n"
 	s := startStack(t, stackOptions{policy: named, logger: zap.New(core)})
 
 	portal := callerToken(t, s.sim, graphsim.PortalClientID, graphsim.PortalClientSecret)
+	roleless := callerToken(t, s.sim, graphsim.NoGatewayRoleClientID,
+		graphsim.NoGatewayRoleClientSecret)
 	claims, err := s.sim.TokenClaims(graphsim.DefaultClientID, graphsim.GatewayAppID)
 	must(t, err)
 	claims["roles"] = []string{graphsim.GatewayRoleWrite}
@@ -137,6 +141,12 @@ func TestEntraCallerNamedByPolicy(t *testing.T) {
 				" is not in the policy: no entry has this appId",
 			wantCaller: "entra:" + graphsim.DefaultClientID,
 			wantUser:   audit.User{Kind: audit.UserKindEntra, AppID: graphsim.DefaultClientID}},
+		// Refused before the policy is asked, yet still known by its policy name.
+		{name: "listed app without the gateway role", bearer: roleless,
+			body: `{"displayName":"x"}`, wantStatus: http.StatusForbidden,
+			wantDetail: "lacks the app role", wantCaller: "entra:roleless-app",
+			wantUser: audit.User{Kind: audit.UserKindEntra, Name: "roleless-app",
+				AppID: graphsim.NoGatewayRoleClientID}},
 		{name: "api key caller", body: `{"displayName":"by-key"}`, wantStatus: http.StatusOK,
 			wantCaller: "apikey:demo",
 			wantUser:   audit.User{Kind: audit.UserKindAPIKey, Name: "demo"}},

@@ -17,11 +17,11 @@ func (o *observedCredential) GetToken(ctx context.Context,
 	opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tok, err := o.inner.GetToken(ctx, opts)
 	if err != nil {
-		o.metrics.TokenAcquired(false, 0)
+		o.metrics.TokenAcquired(false, time.Time{})
 		o.lastErr.Store(&err)
 		return tok, err
 	}
-	o.metrics.TokenAcquired(true, time.Until(tok.ExpiresOn))
+	o.metrics.TokenAcquired(true, tok.ExpiresOn)
 	o.lastErr.Store(nil)
 	return tok, nil
 }

@@ -115,6 +115,16 @@ func TestHostileRequests(t *testing.T) {
 func TestBodyEndsEarly(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, stackOptions{})
+	got := s.patchEndingEarly(t)
+	if got.status != http.StatusBadRequest || !strings.Contains(got.body, "body") {
+		t.Errorf("status %d, body %s; want 400 about the body", got.status, got.body)
+	}
+}
+
+// patchEndingEarly sends a PATCH with fewer bytes than its Content-Length promises, stops
+// sending, and returns the answer.
+func (s *stack) patchEndingEarly(t *testing.T) response {
+	t.Helper()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -131,10 +141,9 @@ func TestBodyEndsEarly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no answer: %v", err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "body") {
-		t.Errorf("status %d, body %s; want 400 about the body", resp.StatusCode, body)
-	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
 }
 
 // TestSiteRestrictedCallerListsItsSites lists sites as a caller granted one site: it sees that

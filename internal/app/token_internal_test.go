@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"tunnelgateway/internal/config"
@@ -65,5 +66,38 @@ func TestRetryTokenRecoversReadiness(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if got := inner.calls.Load(); got != calls {
 		t.Errorf("token requested %d more times while one was held", got-calls)
+	}
+}
+
+// fixedCredential hands out one token that expires an hour after it was made, as Entra ID's
+// tokens do.
+type fixedCredential struct{ expiresOn time.Time }
+
+func (c fixedCredential) GetToken(context.Context,
+	policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "t", ExpiresOn: c.expiresOn}, nil
+}
+
+// TestTokenLifetimeCountsDown acquires one token and reads the lifetime gauge twice: azcore
+// reuses a token until shortly before it expires, so the gauge must fall between scrapes
+// without a new acquisition.
+func TestTokenLifetimeCountsDown(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(prometheus.NewRegistry())
+	cred := &observedCredential{inner: fixedCredential{expiresOn: time.Now().Add(time.Hour)},
+		metrics: m}
+	if _, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	first := testutil.ToFloat64(m.TokenRemainingLifetime)
+	time.Sleep(1500 * time.Millisecond)
+	second := testutil.ToFloat64(m.TokenRemainingLifetime)
+	if first < 3590 || first > 3600 {
+		t.Errorf("lifetime right after acquisition: got %v, want about 3600", first)
+	}
+	if fell := first - second; fell < 1 {
+		t.Errorf("lifetime after 1.5s: got %v then %v, want it to fall by at least 1s",
+			first, second)
 	}
 }

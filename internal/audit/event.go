@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -79,8 +80,7 @@ type Event struct {
 	Verb    string `json:"verb"`
 	// RequestURI is the escaped path only; a query string is never recorded.
 	RequestURI string `json:"requestURI"`
-	// Route is the route template, for example
-	// /deviceManagement/microsoftTunnelSites/:siteId/microsoftTunnelServers/:serverId.
+	// Route is the route template, for example /v1/tunnel-sites/:siteId/servers/:serverId.
 	Route     string     `json:"route,omitempty"`
 	User      User       `json:"user"`
 	SourceIPs []string   `json:"sourceIPs,omitempty"`
@@ -130,14 +130,17 @@ type Upstream struct {
 	RequestID string `json:"requestId,omitempty"`
 	// Code is Graph's error code, for example "ResourceNotFound"; empty on success.
 	Code string `json:"code,omitempty"`
-	// Attempts counts tries including retries.
+	// Attempts counts tries including retries; for a list, those of all its pages.
 	Attempts int `json:"attempts,omitempty"`
+	// Pages is how many pages a list read; zero for anything but a list.
+	Pages int `json:"pages,omitempty"`
 	// Status is Graph's final HTTP status; zero when no answer came (timeout, network error).
 	Status int `json:"status,omitempty"`
 }
 
 // NewEvent starts an event at LevelMetadata for r, stamped as received now. It copies only the
-// escaped path (never the query), the user agent and the remote address; headers such as
+// escaped path (never the query), the user agent and the remote address (set SourceIPs with
+// SourceIPs to record a trusted proxy's X-Forwarded-For as well); headers such as
 // Authorization and Cookie are not read. The verb follows the method: GET becomes VerbGet (set
 // VerbList for collections), PATCH becomes VerbPatch, anything else its lowercase method name.
 func NewEvent(r *http.Request, requestID, route string) *Event {
@@ -147,13 +150,58 @@ func NewEvent(r *http.Request, requestID, route string) *Event {
 		Verb:                     verbFor(r.Method),
 		RequestURI:               r.URL.EscapedPath(),
 		Route:                    route,
+		SourceIPs:                SourceIPs(r, nil),
 		UserAgent:                r.UserAgent(),
 		RequestReceivedTimestamp: time.Now().UTC(),
 	}
-	if ip := remoteIP(r.RemoteAddr); ip != "" {
-		e.SourceIPs = []string{ip}
-	}
 	return e
+}
+
+// maxForwardedIPs bounds the X-Forwarded-For addresses one event records. A real chain has a
+// hop or two; the header's leftmost entries are whatever the client wrote, so when there are
+// more, the nearest hops (the ones the trusted proxies added) are the ones kept.
+const maxForwardedIPs = 16
+
+// SourceIPs returns where r came from, in the order Kubernetes audit events use: the
+// X-Forwarded-For addresses, client first, then the peer's own address. Any client can send
+// X-Forwarded-For, so it is read only when the peer is in trusted (the reverse proxies in
+// front of the gateway); otherwise, and with trusted empty, only the peer is recorded. An
+// entry that is not an IP address is left out, so the header cannot smuggle text in.
+func SourceIPs(r *http.Request, trusted []netip.Prefix) []string {
+	peer := remoteIP(r.RemoteAddr)
+	if peer == "" {
+		return nil
+	}
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !inAny(addr.Unmap(), trusted) {
+		return []string{peer}
+	}
+
+	var ips []string
+	for _, header := range r.Header.Values("X-Forwarded-For") {
+		for _, entry := range strings.Split(header, ",") {
+			if a, err := netip.ParseAddr(strings.TrimSpace(entry)); err == nil {
+				ips = append(ips, a.Unmap().String())
+			}
+		}
+	}
+	if len(ips) > maxForwardedIPs {
+		ips = ips[len(ips)-maxForwardedIPs:]
+	}
+	// A proxy that lists itself last would otherwise appear twice.
+	if len(ips) > 0 && ips[len(ips)-1] == peer {
+		return ips
+	}
+	return append(ips, peer)
+}
+
+func inAny(addr netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func verbFor(method string) string {

@@ -3,8 +3,12 @@ package audit
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -215,6 +219,62 @@ func TestDecodeEvents(t *testing.T) {
 			}
 			if len(got) != tt.want {
 				t.Errorf("events: got %d, want %d", len(got), tt.want)
+			}
+		})
+	}
+}
+
+func TestSourceIPs(t *testing.T) {
+	t.Parallel()
+	proxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("fd00::/8")}
+	many := make([]string, 20)
+	for i := range many {
+		many[i] = fmt.Sprintf("198.51.100.%d", i)
+	}
+	tests := []struct {
+		name      string
+		peer      string
+		forwarded []string // X-Forwarded-For headers, one value each
+		trusted   []netip.Prefix
+		want      []string
+	}{
+		{name: "no proxy trusted", peer: "10.1.2.3:4000", forwarded: []string{"203.0.113.7"},
+			want: []string{"10.1.2.3"}},
+		{name: "peer outside the trusted proxies", peer: "192.0.2.9:4000",
+			forwarded: []string{"203.0.113.7"}, trusted: proxies, want: []string{"192.0.2.9"}},
+		{name: "trusted proxy", peer: "10.1.2.3:4000", forwarded: []string{"203.0.113.7"},
+			trusted: proxies, want: []string{"203.0.113.7", "10.1.2.3"}},
+		{name: "trusted proxy, chain in one header", peer: "10.1.2.3:4000",
+			forwarded: []string{"203.0.113.7, 10.9.9.9"}, trusted: proxies,
+			want: []string{"203.0.113.7", "10.9.9.9", "10.1.2.3"}},
+		{name: "trusted proxy, chain over two headers", peer: "10.1.2.3:4000",
+			forwarded: []string{"203.0.113.7", "10.9.9.9"}, trusted: proxies,
+			want: []string{"203.0.113.7", "10.9.9.9", "10.1.2.3"}},
+		{name: "trusted proxy without the header", peer: "10.1.2.3:4000", trusted: proxies,
+			want: []string{"10.1.2.3"}},
+		{name: "entries that are no address are dropped", peer: "10.1.2.3:4000",
+			forwarded: []string{`unknown, "><script>, 203.0.113.7:80, 203.0.113.8`},
+			trusted:   proxies, want: []string{"203.0.113.8", "10.1.2.3"}},
+		{name: "proxy listing itself last", peer: "10.1.2.3:4000",
+			forwarded: []string{"203.0.113.7, 10.1.2.3"}, trusted: proxies,
+			want: []string{"203.0.113.7", "10.1.2.3"}},
+		{name: "ipv6 proxy", peer: "[fd00::1]:4000", forwarded: []string{"2001:db8::7"},
+			trusted: proxies, want: []string{"2001:db8::7", "fd00::1"}},
+		{name: "long chain keeps the nearest hops", peer: "10.1.2.3:4000",
+			forwarded: []string{strings.Join(many, ",")}, trusted: proxies,
+			want: append(append([]string{}, many[4:]...), "10.1.2.3")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodGet, "/v1/tunnel-sites", nil)
+			r.RemoteAddr = tt.peer
+			for _, v := range tt.forwarded {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := SourceIPs(r, tt.trusted); !slices.Equal(got, tt.want) {
+				t.Errorf("SourceIPs: got %q, want %q", got, tt.want)
 			}
 		})
 	}

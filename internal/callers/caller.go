@@ -1,7 +1,6 @@
 package callers
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -68,17 +67,4 @@ func GenerateAPIKey() (key, hash string, err error) {
 	}
 	key = hex.EncodeToString(raw[:])
 	return key, HashAPIKey(key), nil
-}
-
-type callerContextKey struct{}
-
-// WithCaller returns a context that carries the authenticated caller.
-func WithCaller(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerContextKey{}, c)
-}
-
-// FromContext returns the caller stored by WithCaller, if any.
-func FromContext(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerContextKey{}).(Caller)
-	return c, ok
 }

@@ -2,14 +2,11 @@ package callers_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"tunnelgateway/internal/callers"
 	"tunnelgateway/internal/policy"
@@ -110,65 +107,6 @@ func TestAPIKeysOnly(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			check(t, h.call(t, tt.rq), tt.rq, tt.wantStatus, tt.wantReason)
-		})
-	}
-}
-
-func TestMiddleware(t *testing.T) {
-	t.Parallel()
-	store, err := policy.Load("../policy/testdata/policy.yaml")
-	if err != nil {
-		t.Fatalf("load policy: %v", err)
-	}
-	auth, err := callers.New(t.Context(), callers.Config{}, store, nil)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	engine := gin.New()
-	// The error writer stands in for the router's: it renders what the middleware recorded.
-	engine.Use(func(c *gin.Context) {
-		c.Next()
-		var authErr *callers.Error
-		if len(c.Errors) > 0 && errors.As(c.Errors.Last().Err, &authErr) {
-			c.JSON(authErr.Status, gin.H{"reason": authErr.Reason, "detail": authErr.Detail})
-		}
-	})
-	engine.Use(callers.Middleware(auth, nil))
-	engine.GET("/sites/:site/servers/:server", func(c *gin.Context) {
-		fromGin, _ := callers.CallerFrom(c)
-		fromCtx, _ := callers.FromContext(c.Request.Context())
-		if fromGin != fromCtx {
-			c.String(http.StatusInternalServerError, "gin %v, context %v", fromGin, fromCtx)
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"kind": fromGin.Kind, "id": fromGin.ID})
-	})
-	gateway := httptest.NewServer(engine)
-	t.Cleanup(gateway.Close)
-	h := &harness{gateway: gateway}
-
-	tests := []struct {
-		name       string
-		rq         request
-		wantStatus int
-		wantReason string
-		wantID     string
-	}{
-		{name: "known key", rq: request{apiKey: "dashboard-key"}, wantStatus: http.StatusOK,
-			wantID: "dashboard"},
-		{name: "no credentials", rq: request{}, wantStatus: http.StatusUnauthorized,
-			wantReason: callers.ReasonMissingCredentials},
-		{name: "unknown key", rq: request{apiKey: "nobody-key"},
-			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonUnknownAPIKey},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := h.call(t, tt.rq)
-			check(t, got, tt.rq, tt.wantStatus, tt.wantReason)
-			if got.callerID != tt.wantID {
-				t.Errorf("caller id: got %q, want %q", got.callerID, tt.wantID)
-			}
 		})
 	}
 }

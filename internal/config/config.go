@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -24,6 +25,10 @@ type Config struct {
 	AdminAddr string `env:"GATEWAY_ADMIN_ADDR" envDefault:":9090"`
 	// LogLevel is the operational log's level: debug, info, warn or error. Default "info".
 	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// TrustedProxies are the networks (CIDRs, comma-separated) of the reverse proxies in
+	// front of the gateway: only from a peer in one of them is X-Forwarded-For recorded in
+	// the audit trail's sourceIPs. Default: none, so the header is never believed.
+	TrustedProxies []string `env:"GATEWAY_TRUSTED_PROXIES" envSeparator:","`
 
 	Graph    GraphConfig
 	Callers  CallersConfig
@@ -289,12 +294,39 @@ func (c *Config) Validate() error {
 		bad("LOG_LEVEL", c.LogLevel, "must be debug, info, warn or error")
 	}
 
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		errs = append(errs, err)
+	}
+
 	errs = append(errs, c.Graph.validate()...)
 	errs = append(errs, c.Callers.validate()...)
 	errs = append(errs, c.Audit.validate()...)
 	errs = append(errs, c.Budget.validate()...)
 	errs = append(errs, c.Requests.validate()...)
 	return errors.Join(errs...)
+}
+
+// TrustedProxyPrefixes parses TrustedProxies, each entry trimmed of spaces; blank entries
+// (a trailing comma) are ignored. The error names every entry that is not a CIDR.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var (
+		prefixes []netip.Prefix
+		errs     []error
+	)
+	for _, entry := range c.TrustedProxies {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(entry)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("GATEWAY_TRUSTED_PROXIES entry %q: must be a CIDR "+
+				"such as 10.0.0.0/8 or fd00::/8", entry))
+			continue
+		}
+		prefixes = append(prefixes, p.Masked())
+	}
+	return prefixes, errors.Join(errs...)
 }
 
 func (g *GraphConfig) validate() []error {

@@ -43,6 +43,11 @@ func TestValidate(t *testing.T) {
 			want: []string{"GATEWAY_ADMIN_ADDR"}},
 		{name: "an attempt longer than the request", extra: []string{"GATEWAY_REQUEST_TIMEOUT=1s",
 			"GATEWAY_UPSTREAM_TIMEOUT=1h"}, want: []string{"GATEWAY_UPSTREAM_TIMEOUT"}},
+		{name: "trusted proxies", extra: []string{"GATEWAY_TRUSTED_PROXIES=10.0.0.0/8, fd00::/8,"}},
+		{name: "every bad trusted proxy at once", extra: []string{
+			"GATEWAY_TRUSTED_PROXIES=10.0.0.0/33,proxy.local,10.0.0.1", "LOG_LEVEL=loud",
+		}, want: []string{`GATEWAY_TRUSTED_PROXIES entry "10.0.0.0/33": must be a CIDR`,
+			`"proxy.local"`, `"10.0.0.1"`, "LOG_LEVEL"}},
 		{name: "breaker settings", extra: []string{"GATEWAY_BREAKER_FAILURES=0",
 			"GATEWAY_BREAKER_COOLDOWN=0s"}, want: []string{"GATEWAY_BREAKER_FAILURES",
 			"GATEWAY_BREAKER_COOLDOWN"}},
@@ -166,5 +171,39 @@ func TestEverySettingNamedOnParseError(t *testing.T) {
 	}
 	if failed == 0 {
 		t.Error("no setting failed to parse; the test checks nothing")
+	}
+}
+
+func TestTrustedProxyPrefixes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		value string
+		want  []string
+	}{
+		{name: "unset", value: "", want: nil},
+		{name: "list with spaces and a trailing comma", value: " 10.0.0.0/8 ,fd00::/8,",
+			want: []string{"10.0.0.0/8", "fd00::/8"}},
+		{name: "host bits are masked", value: "192.168.1.7/24", want: []string{"192.168.1.0/24"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := FromEnv(append(validEnv(), "GATEWAY_TRUSTED_PROXIES="+tt.value))
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefixes, err := c.TrustedProxyPrefixes()
+			if err != nil {
+				t.Fatalf("TrustedProxyPrefixes: %v", err)
+			}
+			var got []string
+			for _, p := range prefixes {
+				got = append(got, p.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("prefixes: got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

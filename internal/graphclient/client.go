@@ -91,9 +91,12 @@ type Response struct {
 
 // List is every item of a Graph collection, all pages followed.
 type List struct {
-	Context    string
-	Values     []json.RawMessage
-	Pages      int
+	Context string
+	Values  []json.RawMessage
+	Pages   int
+	// Attempts counts the tries of every page, retries included; it equals Pages when no
+	// page needed a retry.
+	Attempts   int
 	RequestIDs []string
 }
 
@@ -248,8 +251,9 @@ func (c *Client) list(ctx context.Context, op, first, requestID string) (*List, 
 		}
 		resp, err := c.do(ctx, op, http.MethodGet, next, nil, requestID)
 		if err != nil {
-			return nil, err
+			return nil, withEarlierAttempts(err, out.Attempts)
 		}
+		out.Attempts += resp.Attempts
 		var page struct {
 			Context  string            `json:"@odata.context"`
 			Value    []json.RawMessage `json:"value"`
@@ -271,6 +275,20 @@ func (c *Client) list(ctx context.Context, op, first, requestID string) (*List, 
 		}
 	}
 	return out, nil
+}
+
+// withEarlierAttempts adds the tries of the pages already read to a failed page's error, so
+// the attempts it reports are those of the whole list, as a List's are.
+func withEarlierAttempts(err error, earlier int) error {
+	var ge *GraphError
+	var te *TransportError
+	switch {
+	case errors.As(err, &ge):
+		ge.Attempts += earlier
+	case errors.As(err, &te):
+		te.Attempts += earlier
+	}
+	return err
 }
 
 // withinBase reports whether a nextLink stays on the configured Graph host and on the path of

@@ -187,3 +187,52 @@ func TestPathIDsMustBeGUIDs(t *testing.T) {
 		t.Errorf("requests the simulator received: %v, want none", sim.Counters().Requests)
 	}
 }
+
+// TestListCountsAttemptsOfEveryPage checks that a list reports the tries of all its pages,
+// retries included, apart from its page count, and that a list failing on a later page
+// reports the tries of the pages before it too.
+func TestListCountsAttemptsOfEveryPage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		sequence     []string
+		wantPages    int
+		wantAttempts int
+		wantErr      bool
+	}{
+		{name: "no retries", wantPages: 3, wantAttempts: 3},
+		{name: "second page retried", sequence: []string{"ok", "503", "ok", "ok"},
+			wantPages: 3, wantAttempts: 4},
+		{name: "last page fails after its retry", sequence: []string{"ok", "ok", "503", "503"},
+			wantAttempts: 4, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, graphsim.Options{PageSize: 1,
+				Faults: graphsim.Faults{Sequence: tt.sequence}})
+			c := newClient(t, sim, clientSetup{configure: func(o *graphclient.Options) {
+				o.MaxRetries = 1
+			}})
+
+			list, err := c.ListServers(testContext(t, 10*time.Second), siteID, newID())
+			if tt.wantErr {
+				var ge *graphclient.GraphError
+				if !errors.As(err, &ge) {
+					t.Fatalf("ListServers: got %v, want *GraphError", err)
+				}
+				if ge.Attempts != tt.wantAttempts {
+					t.Errorf("error attempts: got %d, want %d", ge.Attempts, tt.wantAttempts)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ListServers: %v", err)
+			}
+			if list.Pages != tt.wantPages || list.Attempts != tt.wantAttempts {
+				t.Errorf("pages, attempts: got %d, %d, want %d, %d", list.Pages, list.Attempts,
+					tt.wantPages, tt.wantAttempts)
+			}
+		})
+	}
+}

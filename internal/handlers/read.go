@@ -105,7 +105,8 @@ func (s *server) answerList(x *exchange, list *graphclient.List, err error) {
 	if x.family == familyGraph {
 		body.Context = list.Context
 	}
-	x.upstream = &audit.Upstream{Status: http.StatusOK, Attempts: list.Pages}
+	x.upstream = &audit.Upstream{Status: http.StatusOK, Attempts: list.Attempts,
+		Pages: list.Pages}
 	if n := len(list.RequestIDs); n > 0 {
 		x.upstream.RequestID = list.RequestIDs[n-1]
 		x.c.Header(headerGraphRequest, list.RequestIDs[n-1])

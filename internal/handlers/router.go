@@ -6,6 +6,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -83,6 +84,9 @@ type Deps struct {
 	MaxBodyBytes int64
 	// RequestTimeout is the end-to-end deadline of one request.
 	RequestTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For the audit trail records. Default:
+	// none.
+	TrustedProxies []netip.Prefix
 }
 
 type family int
@@ -201,12 +205,20 @@ func (s *server) tag(f family) gin.HandlerFunc {
 func (s *server) authenticate(c *gin.Context) {
 	x := exchangeOf(c)
 	caller, err := s.Auth.Authenticate(c.Request)
+	// A token refused only for lacking the gateway's app role still names its application:
+	// the audit trail and the access log say who was refused, not just that someone was.
+	if caller.ID != "" {
+		s.identify(x, caller)
+	}
 	if err != nil {
 		s.Metrics.CallerDenied(classify(err).kind)
 		s.auditRejected(x, err)
 		x.abortWith(err)
-		return
 	}
+}
+
+// identify records who the caller is on the exchange and its logger.
+func (s *server) identify(x *exchange, caller callers.Caller) {
 	// A token names only an application id; people know the caller by its policy name.
 	if name := s.Policy.Name(caller); name != "" {
 		caller.Name = name

@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/callers"
 	"tunnelgateway/internal/graphclient"
+	"tunnelgateway/internal/policy"
 	"tunnelgateway/internal/validation"
 )
 
@@ -131,9 +133,17 @@ func (s *server) refuse(x *exchange, err error) {
 	x.fail(err)
 }
 
+// countRefusal counts a refused body as a validation failure and a refused caller as a caller
+// denial. Anything else (a body that never fully arrived, a caller that went away) says nothing
+// about the caller or its body, so it counts only in requests_total, under its status.
 func (s *server) countRefusal(err error) {
-	var ve *validation.Error
-	if errors.As(err, &ve) {
+	var (
+		ve *validation.Error
+		ce *callers.Error
+		pd *policy.Denied
+	)
+	switch {
+	case errors.As(err, &ve):
 		for _, f := range ve.Fields {
 			s.Metrics.ValidationFailed(f.Pointer, f.Rule)
 		}
@@ -142,9 +152,9 @@ func (s *server) countRefusal(err error) {
 			// in the same snake_case as the rules, is the label.
 			s.Metrics.ValidationFailed("", classifyValidation(ve).kind)
 		}
-		return
+	case errors.As(err, &ce), errors.As(err, &pd):
+		s.Metrics.CallerDenied(classify(err).kind)
 	}
-	s.Metrics.CallerDenied(classify(err).kind)
 }
 
 // auditRejected records a request refused before Graph: one ResponseComplete event at the
@@ -186,6 +196,7 @@ func (s *server) finishEvent(x *exchange, status int) {
 
 func (s *server) newEvent(x *exchange, siteID, serverID string) *audit.Event {
 	e := audit.NewEvent(x.c.Request, x.requestID, x.route)
+	e.SourceIPs = audit.SourceIPs(x.c.Request, s.TrustedProxies)
 	e.RequestReceivedTimestamp = x.start.UTC()
 	if x.caller.ID != "" {
 		// An Entra caller the policy does not list has no name; its appId still says who it is.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,8 +59,8 @@ type Metrics struct {
 	// TokenAcquisitions counts app-only token requests by result (TokenResultSuccess,
 	// TokenResultError).
 	TokenAcquisitions *prometheus.CounterVec
-	// TokenRemainingLifetime is the seconds until the current token expires.
-	TokenRemainingLifetime prometheus.Gauge
+	// TokenRemainingLifetime is the seconds until the current token expires, as of the scrape.
+	TokenRemainingLifetime *TokenLifetime
 
 	// ValidationFailures counts refused bodies by field and rule. Use ValidationFailed, which
 	// bounds the field label.
@@ -134,10 +135,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Namespace: namespace, Name: "token_acquisitions_total",
 			Help: "App-only token acquisitions from Entra ID, by result.",
 		}, []string{"result"}),
-		TokenRemainingLifetime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Name: "token_remaining_lifetime_seconds",
-			Help: "Seconds until the current app-only token expires.",
-		}),
+		TokenRemainingLifetime: newTokenLifetime(),
 
 		ValidationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "validation_failures_total",
@@ -218,15 +216,57 @@ func (m *Metrics) ValidationFailed(pointer, rule string) {
 // a fixed set, never from input.
 func (m *Metrics) CallerDenied(reason string) { m.CallerDenials.WithLabelValues(reason).Inc() }
 
-// TokenAcquired records one token acquisition; on success, remaining is the new token's
-// lifetime. A failure leaves the lifetime gauge alone: the previous token may still be valid.
-func (m *Metrics) TokenAcquired(ok bool, remaining time.Duration) {
+// TokenAcquired records one token acquisition; on success, expiresOn is when the new token
+// expires. A failure leaves the lifetime alone: the previous token may still be valid.
+func (m *Metrics) TokenAcquired(ok bool, expiresOn time.Time) {
 	if !ok {
 		m.TokenAcquisitions.WithLabelValues(TokenResultError).Inc()
 		return
 	}
 	m.TokenAcquisitions.WithLabelValues(TokenResultSuccess).Inc()
-	m.TokenRemainingLifetime.Set(remaining.Seconds())
+	m.TokenRemainingLifetime.Set(expiresOn)
+}
+
+// TokenLifetime is the token_remaining_lifetime_seconds gauge. It keeps the expiry, not the
+// lifetime, and works the seconds out at each scrape: azcore caches a token and asks for the
+// next one only shortly before it expires, so a value set at acquisition would stay near 3599
+// for the token's whole life and never show it running out.
+type TokenLifetime struct {
+	desc *prometheus.Desc
+	// expiresOn is the current token's expiry in Unix nanoseconds; 0 until the first token.
+	expiresOn atomic.Int64
+	now       func() time.Time
+}
+
+func newTokenLifetime() *TokenLifetime {
+	return &TokenLifetime{
+		desc: prometheus.NewDesc(prometheus.BuildFQName(namespace, "",
+			"token_remaining_lifetime_seconds"),
+			"Seconds until the current app-only token expires, as of the scrape; "+
+				"0 when no token is held or it has expired.", nil, nil),
+		now: time.Now,
+	}
+}
+
+// Set records when the current token expires.
+func (l *TokenLifetime) Set(expiresOn time.Time) { l.expiresOn.Store(expiresOn.UnixNano()) }
+
+// Seconds is the current token's remaining lifetime, never negative: an expired token, or
+// none yet, has no time left.
+func (l *TokenLifetime) Seconds() float64 {
+	exp := l.expiresOn.Load()
+	if exp == 0 {
+		return 0
+	}
+	return max(0, time.Unix(0, exp).Sub(l.now()).Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (l *TokenLifetime) Describe(ch chan<- *prometheus.Desc) { ch <- l.desc }
+
+// Collect implements prometheus.Collector.
+func (l *TokenLifetime) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, l.Seconds())
 }
 
 // AuditObserver feeds the audit log's measurements into Metrics. It satisfies audit.Observer

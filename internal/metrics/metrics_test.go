@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/graphclient"
 	"tunnelgateway/internal/metrics"
 )
 
@@ -27,22 +28,33 @@ var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 // other at run time.
 var _ audit.Observer = metrics.AuditObserver{}
 
-const patchRoute = "/deviceManagement/microsoftTunnelSites/:siteId/" +
-	"microsoftTunnelServers/:serverId"
+// The route templates as the gateway's router registers them, so that the golden file shows
+// the label values operators really see; TestMetricsUseRouteTemplates in internal/app checks
+// the gateway produces exactly these.
+const (
+	v1ServerRoute    = "/v1/tunnel-sites/:siteId/servers/:serverId"
+	graphServerRoute = "/beta/deviceManagement/microsoftTunnelSites/:siteId/" +
+		"microsoftTunnelServers/:serverId"
+)
 
 // exercise touches every collector once with fixed values, through the helpers where the
 // gateway uses them.
 func exercise(m *metrics.Metrics) {
-	m.ObserveRequest(patchRoute, "PATCH", 200, 250*time.Millisecond)
-	m.ObserveRequest(patchRoute, "PATCH", 429, 125*time.Millisecond)
+	m.ObserveRequest(v1ServerRoute, "PATCH", 200, 250*time.Millisecond)
+	m.ObserveRequest(v1ServerRoute, "PATCH", 429, 125*time.Millisecond)
+	m.ObserveRequest(graphServerRoute, "GET", 200, 40*time.Millisecond)
 	m.InFlight.Set(3)
 	upstream := m.UpstreamObserver()
-	upstream.Attempt("patch_tunnel_server", 429, 100*time.Millisecond)
-	upstream.Retry("patch_tunnel_server")
-	upstream.Attempt("patch_tunnel_server", 204, 300*time.Millisecond)
-	upstream.Attempt("patch_tunnel_server", 0, 30*time.Second)
-	m.TokenAcquired(true, 3599*time.Second)
-	m.TokenAcquired(false, 0)
+	upstream.Attempt(graphclient.OpPatchServer, 429, 100*time.Millisecond)
+	upstream.Retry(graphclient.OpPatchServer)
+	upstream.Attempt(graphclient.OpPatchServer, 204, 300*time.Millisecond)
+	upstream.Attempt(graphclient.OpPatchServer, 0, 30*time.Second)
+	upstream.Attempt(graphclient.OpGetServer, 200, 35*time.Millisecond)
+	// A fixed clock keeps the lifetime, worked out at each scrape, the same on every run.
+	acquired := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	m.TokenRemainingLifetime.SetClock(func() time.Time { return acquired })
+	m.TokenAcquired(true, acquired.Add(3599*time.Second))
+	m.TokenAcquired(false, time.Time{})
 	m.ValidationFailed("/displayName", "max_length")
 	m.CallerDenied("property_not_granted")
 	m.WriteBudgetWait.Observe(0.02)
@@ -120,6 +132,48 @@ func checkEveryFieldExercised(t *testing.T, m *metrics.Metrics, rendered string)
 				t.Errorf("field %s (%s) is not exercised", v.Type().Field(i).Name, name)
 			}
 		}
+	}
+}
+
+// TestTokenLifetimeCountsDown checks that the lifetime falls as time passes after one
+// acquisition (azcore asks for no new token until shortly before expiry), never goes below
+// zero, and survives a failed acquisition.
+func TestTokenLifetimeCountsDown(t *testing.T) {
+	t.Parallel()
+	acquired := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		acquire func(m *metrics.Metrics)
+		elapsed time.Duration
+		want    float64
+	}{
+		{name: "no token yet", acquire: func(*metrics.Metrics) {}, want: 0},
+		{name: "just acquired", want: 3600},
+		{name: "ten minutes later", elapsed: 10 * time.Minute, want: 3000},
+		{name: "a failure keeps the held token", elapsed: time.Minute, want: 3540,
+			acquire: func(m *metrics.Metrics) {
+				m.TokenAcquired(true, acquired.Add(time.Hour))
+				m.TokenAcquired(false, time.Time{})
+			}},
+		{name: "expired", elapsed: 2 * time.Hour, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			m := metrics.New(reg)
+			now := acquired.Add(tt.elapsed)
+			m.TokenRemainingLifetime.SetClock(func() time.Time { return now })
+			if tt.acquire == nil {
+				m.TokenAcquired(true, acquired.Add(time.Hour))
+			} else {
+				tt.acquire(m)
+			}
+			got := testutil.ToFloat64(m.TokenRemainingLifetime)
+			if got != tt.want {
+				t.Errorf("token_remaining_lifetime_seconds: got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -2,17 +2,21 @@ package app_test
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"tunnelgateway/internal/audit"
+	"tunnelgateway/internal/callers"
 	"tunnelgateway/internal/demo"
 	"tunnelgateway/internal/graphsim"
 )
@@ -196,4 +200,84 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if statuses[http.StatusOK] != limit || statuses[http.StatusServiceUnavailable] != writes-limit {
 		t.Errorf("answers: got %v, want %d×200 and %d×503", statuses, limit, writes-limit)
 	}
+}
+
+// TestSIGHUPReloadsPolicy grants a caller a new property in the policy file and sends SIGHUP
+// to the gateway binary: the grant applies over HTTP. A broken file sent the same way keeps
+// the grant in force, and the operational log says why the reload failed.
+func TestSIGHUPReloadsPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	t.Parallel()
+	sim, err := graphsim.Start(graphsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	policyFor := func(properties string) string {
+		return fmt.Sprintf("callers:\n  - name: reloaded\n    apiKeySha256: %s\n"+
+			"    properties: [%s]\n", callers.HashAPIKey(testAPIKey), properties)
+	}
+	p := startProcess(t, sim, policyFor("displayName"), "LOG_LEVEL=info")
+	client := &http.Client{Timeout: 10 * time.Second}
+	health := func() writeResult {
+		return patchBody(client, p.url, `{"tunnelServerHealthStatus":"warning"}`)
+	}
+	if r := health(); r.status != http.StatusForbidden {
+		t.Fatalf("write of an ungranted property: got %d %v, want 403: %s", r.status, r.err, r.body)
+	}
+
+	steps := []struct {
+		name   string
+		policy string
+		// logged is the operational log line the reload leaves.
+		logged string
+	}{
+		{name: "new grant", policy: policyFor("displayName, tunnelServerHealthStatus"),
+			logged: "caller policy reloaded"},
+		{name: "broken file", policy: "callers:\n  - name: [unterminated\n",
+			logged: "failed to reload caller policy; keeping the previous one"},
+	}
+	for _, step := range steps {
+		must(t, os.WriteFile(p.policyPath, []byte(step.policy), 0o600))
+		p.signal(t, syscall.SIGHUP)
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.stderr.String(),
+			step.logged); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the log never said %q within 5s of SIGHUP:\n%s", step.name,
+					step.logged, p.stderr.String())
+			}
+		}
+		if r := health(); r.status != http.StatusOK {
+			t.Errorf("%s: write of the newly granted property: got %d %v, want 200: %s",
+				step.name, r.status, r.err, r.body)
+		}
+	}
+	if log := p.stderr.String(); !strings.Contains(log, `"error":"`) ||
+		strings.Count(log, steps[1].logged) != 1 {
+		t.Errorf("the failed reload is logged once with its error, got:\n%s", log)
+	}
+}
+
+// patchBody sends one PATCH with body to the harness's example server through the gateway.
+func patchBody(client *http.Client, base, body string) writeResult {
+	var r writeResult
+	req, err := http.NewRequest(http.MethodPatch, base+v1Server(site, server),
+		strings.NewReader(body))
+	if err != nil {
+		r.err = err
+		return r
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Api-Key", testAPIKey)
+	resp, err := client.Do(req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	r.status, r.header, r.body, r.err = resp.StatusCode, resp.Header, string(data), err
+	return r
 }

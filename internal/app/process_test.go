@@ -281,3 +281,41 @@ func patchBody(client *http.Client, base, body string) writeResult {
 	r.status, r.header, r.body, r.err = resp.StatusCode, resp.Header, string(data), err
 	return r
 }
+
+// TestStreamAuditTrailWarns starts the gateway binary with its audit trail on standard output
+// (a pipe, as in a container) and on a file: only the stream gets a warning, once, that its
+// durability ends at the stream's reader.
+func TestStreamAuditTrailWarns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	t.Parallel()
+	const warning = "audit trail goes to a stream that cannot be fsynced"
+	tests := []struct {
+		name     string
+		env      []string
+		warnings int
+	}{
+		{name: "standard output, a pipe", env: []string{"GATEWAY_AUDIT_LOG=-"}, warnings: 1},
+		{name: "file", warnings: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim, err := graphsim.Start(graphsim.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sim.Close() })
+			p := startProcess(t, sim, "", tt.env...)
+			p.signal(t, syscall.SIGTERM)
+			if code := p.waitExit(t, 10*time.Second); code != 0 {
+				t.Errorf("exit code after SIGTERM: got %d, want 0", code)
+			}
+			if got := strings.Count(p.stderr.String(), warning); got != tt.warnings {
+				t.Errorf("warnings %q: got %d, want %d; log:\n%s", warning, got, tt.warnings,
+					p.stderr.String())
+			}
+		})
+	}
+}

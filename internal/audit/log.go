@@ -108,6 +108,18 @@ func Open(cfg Config, logger *zap.Logger, opts ...Option) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if s, ok := sink.(*streamSink); ok && !s.syncable() {
+		// Said once, at start-up: every later "synced" of this trail means "handed to the
+		// stream", and operators choosing where the trail goes must know that.
+		logger.Warn("audit trail goes to a stream that cannot be fsynced: an event counts as "+
+			"recorded once the stream's reader (the container runtime, a log collector) has "+
+			"it, not once it is on stable storage; for fail-closed durability write the "+
+			"audit trail to a file on a persistent volume (--audit-log PATH)",
+			zap.String("audit_log", cfg.Path), zap.String("stream", s.kind()))
+	}
 	return New(sink, logger, opts...), nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"tunnelgateway/internal/app"
 	"tunnelgateway/internal/config"
 	"tunnelgateway/internal/policy"
 )
@@ -396,9 +397,12 @@ func checkShutdown(t *testing.T, _ target, m *manifests) {
 	if grace == nil {
 		t.Fatal("terminationGracePeriodSeconds: not set (the default 30s is too short)")
 	}
-	if got := time.Duration(*grace) * time.Second; got <= sleep+drain {
+	// The audit flush runs after the drain with time of its own; a kill before it ends loses
+	// the last ResponseComplete events.
+	if got := time.Duration(*grace) * time.Second; got <= sleep+drain+app.AuditFlushTimeout {
 		t.Errorf("terminationGracePeriodSeconds: got %v, want more than the preStop sleep %v "+
-			"plus GATEWAY_DRAIN_TIMEOUT %v", got, sleep, drain)
+			"plus GATEWAY_DRAIN_TIMEOUT %v plus the audit flush %v", got, sleep, drain,
+			app.AuditFlushTimeout)
 	}
 }
 

@@ -326,9 +326,16 @@ func (g *Gateway) Ready() error {
 	return errors.Join(errs...)
 }
 
-// Serve runs both listeners until ctx ends, then drains: readiness turns false, listeners
-// stop accepting, requests in flight get DrainTimeout to finish, and the audit trail is
-// flushed. It returns nil after a clean drain.
+// AuditFlushTimeout bounds the audit trail's last flush and close after the drain. It has a
+// budget of its own because the flush must run even when the drain used all its time, and
+// what it flushes (the ResponseComplete events of the last answers) is small.
+// terminationGracePeriodSeconds must cover the drain timeout plus this.
+const AuditFlushTimeout = 5 * time.Second
+
+// Serve runs both listeners until ctx ends, then drains: readiness turns false, writes still
+// waiting for the write budget are answered 503 (never sent to Graph, they may go to another
+// replica), listeners stop accepting, requests in flight get DrainTimeout to finish, and the
+// audit trail is flushed within AuditFlushTimeout more. It returns nil after a clean drain.
 func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	// ReadTimeout bounds a slow body (the handler answers 408); bodies are at most 64 KiB.
 	apiServer := &http.Server{Handler: g.api, ReadHeaderTimeout: 10 * time.Second,
@@ -350,7 +357,10 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	case serveErr = <-errc:
 	}
 
+	// A write waiting for its slot could otherwise hold the drain for the whole request
+	// timeout, which is longer than the drain timeout by default.
 	g.draining.Store(true)
+	g.budget.Drain()
 	g.log.Info("draining", zap.Float64("drain_timeout_seconds",
 		g.cfg.Requests.DrainTimeout.Seconds()))
 	drainCtx, cancel := context.WithTimeout(context.Background(), g.cfg.Requests.DrainTimeout)
@@ -359,7 +369,12 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 		serveErr = errors.Join(serveErr, fmt.Errorf("drain api listener: %w", err))
 	}
 	_ = adminServer.Shutdown(drainCtx)
-	if err := g.closeParts(drainCtx); err != nil {
+
+	// The flush gets its own time: drainCtx may be spent, and a flush that never starts loses
+	// the ResponseComplete events of answers already sent.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), AuditFlushTimeout)
+	defer cancelFlush()
+	if err := g.closeParts(flushCtx); err != nil {
 		serveErr = errors.Join(serveErr, err)
 	}
 	return serveErr

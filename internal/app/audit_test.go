@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"tunnelgateway/internal/audit"
 	"tunnelgateway/internal/config"
 	"tunnelgateway/internal/graphsim"
@@ -267,4 +269,76 @@ func TestAuditListAttempts(t *testing.T) {
 	if upstream == nil || upstream.Attempts != 4 || upstream.Pages != 3 {
 		t.Errorf("upstream: got %+v, want 4 attempts over 3 pages", upstream)
 	}
+}
+
+// TestReadinessRecoversWithoutTraffic fails one write on a broken audit directory, restores
+// the directory and sends nothing more: /readyz must turn 200 again on its own, since a pod
+// that is not ready gets no traffic that could prove the trail works.
+func TestReadinessRecoversWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	auditDir := filepath.Join(t.TempDir(), "audit")
+	if err := os.Mkdir(auditDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, stackOptions{configure: func(c *config.Config) {
+		c.Audit.Path = filepath.Join(auditDir, "audit.log")
+	}})
+	if got := probeStatus(t, s.adminURL+"/readyz"); got != http.StatusOK {
+		t.Fatalf("readiness before the failure: got %d, want 200", got)
+	}
+
+	// The audit directory is replaced by a file, as when a volume goes away.
+	if err := os.RemoveAll(auditDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(auditDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := s.do(t, request{method: http.MethodPatch, path: v1Server(site, server),
+		body: `{"displayName":"refused"}`})
+	if got.status != http.StatusServiceUnavailable {
+		t.Fatalf("write with a failing audit trail: got %d %s, want 503", got.status, got.body)
+	}
+	if got := probeStatus(t, s.adminURL+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("readiness with a failing audit trail: got %d, want 503", got)
+	}
+	// The refusal's own ResponseComplete event must have failed too before the directory
+	// comes back; written after, it would be the traffic this test must do without.
+	for deadline := time.Now().Add(5 * time.Second); counterValue(t, s.registry,
+		"tunnelgateway_audit_failures_total") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the refused write's ResponseComplete event was never attempted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if err := os.Remove(auditDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(auditDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for probeStatus(t, s.adminURL+"/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("readiness still failing 5s after the audit directory came back: %v",
+				s.gw.Ready())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// counterValue reads a counter without labels from a registry.
+func counterValue(t *testing.T, registry *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) > 0 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }

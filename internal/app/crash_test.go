@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"tunnelgateway/internal/audit"
-	"tunnelgateway/internal/demo"
 	"tunnelgateway/internal/graphsim"
 )
 
@@ -52,10 +51,6 @@ func TestCrashKeepsAuditOfEveryUpdate(t *testing.T) {
 		t.Skip("builds and kills the gateway binary")
 	}
 	t.Parallel()
-	bin, err := buildGateway()
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// One site with many servers, so each update names its own server.
 	const servers = 80
@@ -72,36 +67,8 @@ func TestCrashKeepsAuditOfEveryUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
-
-	dir := t.TempDir()
-	caFile, policyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "policy.yaml")
-	auditFile := filepath.Join(dir, "audit.log")
-	must(t, os.WriteFile(caFile, sim.CACertPEM(), 0o600))
-	must(t, os.WriteFile(policyFile, []byte(demo.Policy(testAPIKey)), 0o600))
-	addr, adminAddr := freeAddr(t), freeAddr(t)
-
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"GRAPH_BASE_URL="+sim.GraphBaseURL(),
-		"AZURE_AUTHORITY_HOST="+sim.AuthorityHost(),
-		"AZURE_DISABLE_INSTANCE_DISCOVERY=true",
-		"AZURE_TENANT_ID="+sim.TenantID(),
-		"AZURE_CLIENT_ID="+graphsim.DefaultClientID,
-		"AZURE_CLIENT_SECRET="+graphsim.DefaultClientSecret,
-		"SSL_CERT_FILE="+caFile,
-		"GATEWAY_AUTH_AUDIENCES="+graphsim.GatewayAppID,
-		"GATEWAY_POLICY_FILE="+policyFile,
-		"GATEWAY_AUDIT_LOG="+auditFile,
-		"GATEWAY_ADDR="+addr,
-		"GATEWAY_ADMIN_ADDR="+adminAddr,
-		"GATEWAY_WRITE_LIMIT=100000",
-		"LOG_LEVEL=warn",
-	)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	must(t, cmd.Start())
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	waitReady(t, "http://"+adminAddr+"/readyz", &stderr)
+	p := startProcess(t, sim, "", "GATEWAY_WRITE_LIMIT=100000")
+	addr, auditFile := strings.TrimPrefix(p.url, "http://"), p.auditPath
 
 	// Load: workers update distinct servers until the process is killed mid-way.
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -133,12 +100,13 @@ func TestCrashKeepsAuditOfEveryUpdate(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); answered.Load() < servers/3; {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d updates answered in 10s; gateway log:\n%s", answered.Load(), stderr.String())
+			t.Fatalf("only %d updates answered in 10s; gateway log:\n%s", answered.Load(),
+				p.stderr.String())
 		}
 		time.Sleep(time.Millisecond)
 	}
-	must(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
+	p.signal(t, syscall.SIGKILL)
+	<-p.exited
 	wg.Wait()
 
 	// Every server the simulator changed must have its RequestReceived event on disk.

@@ -167,6 +167,14 @@ type replica struct {
 // configure's. It stops when the test ends unless stop was called first.
 func startReplica(t *testing.T, sim *graphsim.Simulator, configure func(*config.Config)) *replica {
 	t.Helper()
+	return startReplicaLogged(t, sim, configure, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+}
+
+// startReplicaLogged is startReplica with the gateway's log going to logger; a test that
+// leaves requests running past its end needs a logger that outlives it.
+func startReplicaLogged(t *testing.T, sim *graphsim.Simulator, configure func(*config.Config),
+	logger *zap.Logger) *replica {
+	t.Helper()
 	cfg := testConfig(t, sim, "")
 	if configure != nil {
 		configure(cfg)
@@ -177,8 +185,7 @@ func startReplica(t *testing.T, sim *graphsim.Simulator, configure func(*config.
 
 	registry := prometheus.NewRegistry()
 	gw, err := app.New(context.Background(), cfg, app.Options{
-		Logger:     zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		HTTPClient: sim.Client(), Registry: registry})
+		Logger: logger, HTTPClient: sim.Client(), Registry: registry})
 	if err != nil {
 		t.Fatalf("start replica: %v", err)
 	}
@@ -189,7 +196,7 @@ func startReplica(t *testing.T, sim *graphsim.Simulator, configure func(*config.
 
 	var once sync.Once
 	var serveErr error
-	stop := func() error {
+	halt := func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -200,8 +207,14 @@ func startReplica(t *testing.T, sim *graphsim.Simulator, configure func(*config.
 		})
 		return serveErr
 	}
+	// A test that stops the replica itself judges what Serve returned.
+	var stoppedByTest atomic.Bool
+	stop := func() error {
+		stoppedByTest.Store(true)
+		return halt()
+	}
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		if err := halt(); err != nil && !stoppedByTest.Load() {
 			t.Errorf("replica stopped with: %v", err)
 		}
 	})

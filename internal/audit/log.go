@@ -80,6 +80,10 @@ type Log struct {
 	poked bool
 	// timerArmed is the writer's own: a lazy sync is scheduled.
 	timerArmed bool
+	// probeDue asks the writer to try the failing sink again (see probeInterval).
+	probeDue bool
+	// probeArmed is the writer's own: a probe is scheduled.
+	probeArmed bool
 
 	done     chan struct{} // closed when the writer has drained the queue and closed the sink
 	closeErr error         // set by the writer before done closes
@@ -103,6 +107,18 @@ func Open(cfg Config, logger *zap.Logger, opts ...Option) (*Log, error) {
 	sink, err := OpenSink(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if s, ok := sink.(*streamSink); ok && !s.syncable() {
+		// Said once, at start-up: every later "synced" of this trail means "handed to the
+		// stream", and operators choosing where the trail goes must know that.
+		logger.Warn("audit trail goes to a stream that cannot be fsynced: an event counts as "+
+			"recorded once the stream's reader (the container runtime, a log collector) has "+
+			"it, not once it is on stable storage; for fail-closed durability write the "+
+			"audit trail to a file on a persistent volume (--audit-log PATH)",
+			zap.String("audit_log", cfg.Path), zap.String("stream", s.kind()))
 	}
 	return New(sink, logger, opts...), nil
 }
@@ -182,8 +198,10 @@ func (l *Log) Flush(ctx context.Context) error {
 	}
 }
 
-// Healthy returns the error of the last batch, or nil once a later batch succeeds; after Close
-// it returns ErrClosed. Readiness probes use it.
+// Healthy returns the error of the last batch, or nil once a later batch or a probe of the
+// sink succeeds; after Close it returns ErrClosed. Readiness probes use it. While it reports a
+// failure the writer probes the sink every probeInterval, because an unready gateway gets no
+// traffic and so no batch that could clear the failure.
 func (l *Log) Healthy() error {
 	l.mu.Lock()
 	closed := l.closed
@@ -268,7 +286,10 @@ func (l *Log) run() {
 	var closeErr error
 	var unsynced []*pending // written, not yet synced: nobody was waiting for them
 	for {
-		batch, closing, poked := l.take()
+		batch, closing, poked, probe := l.take()
+		if probe && !closing {
+			l.probe()
+		}
 		if err := l.write(batch, &buf); err != nil {
 			l.finish(append(unsynced, batch...), err)
 			unsynced = nil
@@ -332,13 +353,14 @@ func anyWaiter(batch []*pending) bool {
 	return false
 }
 
-func (l *Log) take() (batch []*pending, closing, poked bool) {
+func (l *Log) take() (batch []*pending, closing, poked, probe bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for len(l.queue) == 0 && !l.closed && !l.poked {
+	for len(l.queue) == 0 && !l.closed && !l.poked && !l.probeDue {
 		l.cond.Wait()
 	}
 	poked, l.poked = l.poked, false
+	probe, l.probeDue = l.probeDue, false
 
 	size, n := 0, 0
 	for n < len(l.queue) && (n == 0 || size+len(l.queue[n].line) <= maxEventBytes) {
@@ -351,7 +373,46 @@ func (l *Log) take() (batch []*pending, closing, poked bool) {
 	} else {
 		l.queue = append([]*pending(nil), l.queue[n:]...)
 	}
-	return batch, l.closed, poked
+	return batch, l.closed, poked, probe
+}
+
+// probeInterval is how often a failing sink is tried again without traffic.
+const probeInterval = time.Second
+
+func (l *Log) scheduleProbe() {
+	if l.probeArmed {
+		return
+	}
+	l.probeArmed = true
+	time.AfterFunc(probeInterval, func() {
+		l.mu.Lock()
+		l.probeDue = true
+		l.mu.Unlock()
+		l.cond.Broadcast()
+	})
+}
+
+// probe tries a failing sink with a write of no bytes and a sync, and clears the failure when
+// both succeed. The empty write lets the file sink reopen its file (lumberjack creates it again
+// once its directory is back); the sync proves it reaches storage. For a stream the empty
+// write proves little more than that the descriptor is open; a stream that still fails shows
+// it again with the next event.
+func (l *Log) probe() {
+	l.probeArmed = false
+	if l.lastErr.Load() == nil {
+		return
+	}
+	_, err := l.sink.Write(nil)
+	if err == nil {
+		err = l.sync()
+	}
+	if err != nil {
+		l.logger.Debug("audit trail still failing", zap.Error(err))
+		l.scheduleProbe()
+		return
+	}
+	l.lastErr.Store(nil)
+	l.logger.Info("audit trail recovered")
 }
 
 // commit writes the batch in one call and syncs once.
@@ -395,6 +456,7 @@ func (l *Log) finish(batch []*pending, err error) {
 func (l *Log) record(batch []*pending, err error) {
 	if err != nil {
 		l.lastErr.Store(&err)
+		l.scheduleProbe()
 		n := countEvents(batch, "")
 		l.failures.Add(uint64(n))
 		if l.observer != nil {

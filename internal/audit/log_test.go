@@ -173,6 +173,53 @@ func TestRequestReceivedFailsWhenDirectoryVanishes(t *testing.T) {
 	}
 }
 
+// TestHealthRecoversWithoutTraffic breaks the audit directory, fails one event and, for the
+// sink that comes back, expects Healthy to clear with no further event: an unready gateway
+// gets no traffic, so only the log's own probe can make it ready again. A sink still broken
+// must stay unhealthy.
+func TestHealthRecoversWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		restore bool
+	}{
+		{name: "directory comes back", restore: true},
+		{name: "directory stays broken", restore: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(t.TempDir(), "audit")
+			l, _ := openTestLog(t, Config{Path: filepath.Join(dir, "audit.log")})
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dir, []byte("in the way"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.RequestReceived(context.Background(), testEvent("lost")); err == nil {
+				t.Fatal("RequestReceived with the directory gone: got nil, want an error")
+			}
+			if tt.restore {
+				// lumberjack makes the directory again when it reopens the file.
+				if err := os.Remove(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			wait := 3 * probeInterval
+			deadline := time.Now().Add(wait)
+			for l.Healthy() != nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := l.Healthy() == nil; got != tt.restore {
+				t.Errorf("healthy %s after the failure with no traffic: got %v, want %v (%v)",
+					wait, got, tt.restore, l.Healthy())
+			}
+		})
+	}
+}
+
 func TestRequestReceivedFailsWhenFileIsClosed(t *testing.T) {
 	t.Parallel()
 	f, err := os.Create(filepath.Join(t.TempDir(), "audit.log"))

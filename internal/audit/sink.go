@@ -74,9 +74,34 @@ func OpenSink(cfg Config) (Sink, error) {
 
 // streamSink writes to a stream such as standard output. Pipes and terminals cannot be
 // fsynced (Linux answers EINVAL), so for them a sync that is not supported counts as done:
-// whatever reads the stream owns durability from there.
+// whatever reads the stream owns durability from there, and Open says so in the operational
+// log. Standard output redirected to a regular file is fsynced like any file.
 type streamSink struct {
 	file *os.File
+}
+
+// syncable reports whether Sync reaches stable storage: only for a regular file.
+func (s *streamSink) syncable() bool {
+	info, err := s.file.Stat()
+	return err == nil && info.Mode().IsRegular()
+}
+
+// kind names what the stream is, for the start-up warning.
+func (s *streamSink) kind() string {
+	info, err := s.file.Stat()
+	switch {
+	case err != nil:
+		return "unknown"
+	case info.Mode()&os.ModeNamedPipe != 0:
+		return "pipe"
+	case info.Mode()&os.ModeSocket != 0:
+		return "socket"
+	case info.Mode()&os.ModeCharDevice != 0:
+		return "character device"
+	case info.Mode().IsRegular():
+		return "regular file"
+	}
+	return "other"
 }
 
 func (s *streamSink) Write(p []byte) (int, error) { return s.file.Write(p) }

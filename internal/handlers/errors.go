@@ -104,6 +104,13 @@ func classify(err error) failure {
 			code: "TooManyRequests", title: "Write budget exhausted",
 			detail:     "the gateway's share of Graph's write limit is used up; retry later",
 			retryAfter: time.Duration(te.RetryAfterSeconds()) * time.Second}
+	case errors.Is(err, writebudget.ErrDraining):
+		// The attempt never left, so another replica can take the write at once.
+		return failure{status: http.StatusServiceUnavailable, kind: "draining",
+			code: "ServiceUnavailable", title: "Gateway shutting down",
+			detail: "this gateway instance began shutting down while the write waited for " +
+				"its turn to go to Graph; send it again and another instance will take it",
+			retryAfter: time.Second}
 	case errors.As(err, &wue):
 		return failure{status: http.StatusServiceUnavailable, kind: "budget_unavailable",
 			code: "ServiceUnavailable", title: "Write budget unavailable",

@@ -104,6 +104,9 @@ type Budget struct {
 
 	// turn admits one waiter at a time to take slots; blocked senders queue in arrival order.
 	turn chan struct{}
+	// draining is closed by Drain: from then on a write gets a slot only if one is free at once.
+	draining  chan struct{}
+	drainOnce sync.Once
 
 	mu     sync.Mutex
 	queued int
@@ -127,7 +130,8 @@ func New(cfg Config) (*Budget, error) {
 		return nil, err
 	}
 
-	b := &Budget{maxQueue: cfg.MaxQueue, turn: make(chan struct{}, 1)}
+	b := &Budget{maxQueue: cfg.MaxQueue, turn: make(chan struct{}, 1),
+		draining: make(chan struct{})}
 	paced := cfg.Window + cfg.Margin
 	if cfg.RedisClient == nil {
 		b.store = newLocalStore(cfg.Limit, paced)
@@ -219,10 +223,8 @@ func (b *Budget) WaitSlot(ctx context.Context, flight time.Duration) (*Slot, err
 	}
 
 	// Wait for the turn, then poll the store until it grants a slot.
-	select {
-	case b.turn <- struct{}{}:
-	case <-ctx.Done():
-		return nil, b.gaveUp(ctx)
+	if err := b.takeTurn(ctx); err != nil {
+		return nil, err
 	}
 	defer func() { <-b.turn }()
 	w, err := b.poll(ctx, flight)
@@ -242,6 +244,15 @@ func (b *Budget) Penalize(ctx context.Context, d time.Duration) error {
 		return &UnavailableError{Err: fmt.Errorf("penalize for %s: %w", d, err)}
 	}
 	return nil
+}
+
+// Drain makes the budget refuse, with ErrDraining, every write that would have to wait for a
+// slot: those waiting now, at once, and those arriving later unless a slot is free right away.
+// A process that is shutting down calls it so that writes never sent to Graph are answered
+// promptly (the caller can send them to another replica) instead of holding the shutdown past
+// its deadline. Calling it again does nothing.
+func (b *Budget) Drain() {
+	b.drainOnce.Do(func() { close(b.draining) })
 }
 
 // Stats reports the budget's queue and counters.
@@ -271,6 +282,33 @@ func (b *Budget) leave() {
 	b.mu.Unlock()
 }
 
+// takeTurn waits for the turn to ask the store. A free turn is taken even while draining, so
+// that a write arriving then still gets a slot that is free at once.
+func (b *Budget) takeTurn(ctx context.Context) error {
+	select {
+	case b.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case b.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return b.gaveUp(ctx)
+	case <-b.draining:
+		return fmt.Errorf("wait for write budget: %w", ErrDraining)
+	}
+}
+
+func (b *Budget) isDraining() bool {
+	select {
+	case <-b.draining:
+		return true
+	default:
+		return false
+	}
+}
+
 func (b *Budget) checkDeadline(ctx context.Context, ahead int) error {
 	delay, err := b.store.peek(ctx, ahead)
 	if err != nil {
@@ -293,13 +331,17 @@ func (b *Budget) poll(ctx context.Context, flight time.Duration) (write, error) 
 			b.granted.Add(1)
 			return w, nil
 		}
+		if b.isDraining() {
+			return write{}, fmt.Errorf("wait for write budget: %w", ErrDraining)
+		}
 		if pastDeadline(ctx, delay) {
 			return write{}, b.throttle(ReasonDeadline, delay)
 		}
 		if b.jitter > 0 {
 			delay += rand.N(b.jitter)
 		}
-		if !sleep(ctx, max(delay, minPoll)) {
+		// Drain wakes the sleeper, which then asks once more and is refused if still no slot.
+		if !sleep(ctx, max(delay, minPoll), b.draining) && ctx.Err() != nil {
 			return write{}, b.gaveUp(ctx)
 		}
 	}
@@ -346,14 +388,16 @@ func pastDeadline(ctx context.Context, delay time.Duration) bool {
 	return ok && time.Now().Add(delay).After(deadline)
 }
 
-// sleep waits for d and reports whether it did before ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits for d and reports whether it did before ctx ended or wake was closed.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case <-timer.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-wake:
 		return false
 	}
 }

@@ -330,3 +330,85 @@ func waitWithin(b *writebudget.Budget, d time.Duration) error {
 	defer cancel()
 	return b.Wait(ctx)
 }
+
+// TestDrainRefusesOnlyWaiters checks that Drain answers every write waiting for a slot at
+// once with ErrDraining, while a write that finds a slot free still gets it.
+func TestDrainRefusesOnlyWaiters(t *testing.T) {
+	t.Parallel()
+	const window = time.Minute
+	for _, backend := range backends {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBudgets(t, backend.name, writebudget.Config{Limit: 2, Window: window}, 1)[0]
+			mustWait(t, b)
+
+			// Drained with a slot free: a write arriving then takes it without waiting.
+			b.Drain()
+			mustWait(t, b)
+
+			// The budget is now full: one write asks the store, one waits for the turn behind
+			// it, and both learn at once that they will not be served.
+			start := time.Now()
+			refused := make(chan error, 2)
+			for range 2 {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*window)
+					defer cancel()
+					refused <- b.Wait(ctx)
+				}()
+			}
+			for range 2 {
+				select {
+				case err := <-refused:
+					if !errors.Is(err, writebudget.ErrDraining) {
+						t.Errorf("Wait() on a full, draining budget: got %v, want ErrDraining", err)
+					}
+				case <-time.After(2 * time.Second):
+					t.Fatal("a write to a full, draining budget was not answered within 2s")
+				}
+			}
+			if got := time.Since(start); got > time.Second {
+				t.Errorf("refusals took %s, want them at once", got)
+			}
+			if got := b.Stats().Queued; got != 0 {
+				t.Errorf("Stats().Queued after the refusals = %d, want 0", got)
+			}
+		})
+	}
+}
+
+// TestDrainWakesWaiters checks that writes already waiting for a slot when Drain is called
+// are answered at once with ErrDraining, not when their slot or deadline comes.
+func TestDrainWakesWaiters(t *testing.T) {
+	t.Parallel()
+	const window = time.Minute
+	for _, backend := range backends {
+		t.Run(backend.name, func(t *testing.T) {
+			t.Parallel()
+			b := newBudgets(t, backend.name, writebudget.Config{Limit: 1, Window: window}, 1)[0]
+			mustWait(t, b)
+
+			refused := make(chan error, 2)
+			for range 2 {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*window)
+					defer cancel()
+					refused <- b.Wait(ctx)
+				}()
+			}
+			waitQueued(t, b, 2)
+
+			b.Drain()
+			for range 2 {
+				select {
+				case err := <-refused:
+					if !errors.Is(err, writebudget.ErrDraining) {
+						t.Errorf("waiting Wait() after Drain: got %v, want ErrDraining", err)
+					}
+				case <-time.After(2 * time.Second):
+					t.Fatal("a waiting write was not answered within 2s of Drain")
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package writebudget
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -34,6 +35,10 @@ func (e *ThrottledError) Error() string {
 func (e *ThrottledError) RetryAfterSeconds() int {
 	return max(1, int(math.Ceil(e.RetryAfter.Seconds())))
 }
+
+// ErrDraining refuses a write that would have had to wait for a slot after Drain. The write was
+// never sent to Graph, so the caller loses nothing by sending it again, to another replica.
+var ErrDraining = errors.New("write budget draining: the gateway is shutting down")
 
 // UnavailableError means the shared budget in Redis could not be read or changed. The budget
 // fails closed: no write passes that it cannot count.

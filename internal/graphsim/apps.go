@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 )
@@ -73,6 +74,9 @@ type App struct {
 	Secret string
 	// Certificate verifies client_assertion JWTs; nil when the app uses only a secret.
 	Certificate *x509.Certificate
+	// FederatedCredentials name the external tokens (workload identity) that stand for the app
+	// when sent as client_assertion; see NewWorkloadIdentityApp.
+	FederatedCredentials []FederatedCredential
 	// GraphRoles are application permissions on Microsoft Graph (the roles claim of Graph tokens).
 	GraphRoles []string
 	// GatewayRoles are app roles on the gateway's API, issued when the app asks for
@@ -128,11 +132,18 @@ func indexApps(apps []App) (map[string]App, error) {
 		switch {
 		case id == "":
 			problems = append(problems, fmt.Errorf("app %d: client id is empty", i))
-		case app.Secret == "" && app.Certificate == nil:
-			problems = append(problems, fmt.Errorf("app %q: needs a secret or a certificate", id))
+		case app.Secret == "" && app.Certificate == nil && len(app.FederatedCredentials) == 0:
+			problems = append(problems, fmt.Errorf("app %q: needs a secret, a certificate or "+
+				"a federated credential", id))
 		case byID[id].ClientID != "":
 			problems = append(problems, fmt.Errorf("app %q: registered twice", id))
 		default:
+			var err error
+			app.FederatedCredentials, err = withFederationDefaults(app.FederatedCredentials)
+			if err != nil {
+				problems = append(problems, fmt.Errorf("app %q: %w", id, err))
+				continue
+			}
 			byID[id] = app
 		}
 	}
@@ -140,4 +151,22 @@ func indexApps(apps []App) (map[string]App, error) {
 		return nil, fmt.Errorf("invalid apps: %w", err)
 	}
 	return byID, nil
+}
+
+// withFederationDefaults copies the credentials, filling in the default audience, and
+// requires a subject: Entra rejects a federated credential without one.
+func withFederationDefaults(creds []FederatedCredential) ([]FederatedCredential, error) {
+	out := make([]FederatedCredential, 0, len(creds))
+	for i, c := range creds {
+		if c.Subject == "" {
+			return nil, fmt.Errorf("federated credential %d (%q): subject is empty", i, c.Name)
+		}
+		if len(c.Audiences) == 0 {
+			c.Audiences = []string{DefaultFederatedAudience}
+		} else {
+			c.Audiences = slices.Clone(c.Audiences)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -13,15 +13,26 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// checkClientAssertion verifies a certificate credential's JWT: the type, the certificate
+// checkClientAssertion verifies a client assertion. A token of an external issuer goes to
+// checkFederatedAssertion; a certificate credential's JWT is checked here: the certificate
 // thumbprint in x5t or x5t#S256, the signature against the registered certificate, the
 // audience (the token endpoint), iss and sub (the client id) and the time window.
 func (s *Simulator) checkClientAssertion(r *http.Request, app App, assertion string) *entraError {
-	if t := r.PostFormValue("client_assertion_type"); t !=
-		"urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+	if t := r.PostFormValue("client_assertion_type"); t != jwtBearerAssertionType {
 		return &entraError{status: http.StatusBadRequest, err: "invalid_request", code: 700026,
 			description: fmt.Sprintf("Client assertion type '%s' is not supported.", t)}
 	}
+
+	// Both kinds of assertion are JWTs; which kind it is decides whose keys verify it.
+	unverified := jwt.MapClaims{}
+	token, _, err := jwt.NewParser().ParseUnverified(assertion, unverified)
+	if err != nil {
+		return malformedAssertion()
+	}
+	if isFederatedAssertion(app, token.Header, unverified) {
+		return s.checkFederatedAssertion(r.Context(), app, assertion, token.Header, unverified)
+	}
+
 	if app.Certificate == nil {
 		return &entraError{status: http.StatusUnauthorized, err: "invalid_client", code: 700027,
 			description: "The certificate used to sign the client assertion is not registered " +
@@ -29,7 +40,7 @@ func (s *Simulator) checkClientAssertion(r *http.Request, app App, assertion str
 	}
 	tokenEndpoint := s.url + "/" + r.PathValue("tenant") + "/oauth2/v2.0/token"
 	claims := jwt.MapClaims{}
-	_, err := jwt.NewParser(
+	_, err = jwt.NewParser(
 		jwt.WithValidMethods([]string{"RS256", "PS256"}),
 		jwt.WithIssuer(app.ClientID),
 		jwt.WithSubject(app.ClientID),
@@ -79,8 +90,7 @@ func assertionError(app App, err error) *entraError {
 		return &entraError{status: http.StatusUnauthorized, err: "invalid_client", code: 700024,
 			description: "Client assertion is not within its valid time range."}
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return &entraError{status: http.StatusBadRequest, err: "invalid_request", code: 50027,
-			description: "JWT token is invalid or malformed."}
+		return malformedAssertion()
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidSubject):
 		return &entraError{status: http.StatusUnauthorized, err: "invalid_client", code: 700023,
 			description: "Client assertion contains an invalid issuer or subject; both must be " +
@@ -90,6 +100,11 @@ func assertionError(app App, err error) *entraError {
 			description: "Client assertion failed signature validation, or the certificate used " +
 				"to sign it is not registered on application '" + app.ClientID + "'."}
 	}
+}
+
+func malformedAssertion() *entraError {
+	return &entraError{status: http.StatusBadRequest, err: "invalid_request", code: 50027,
+		description: "JWT token is invalid or malformed."}
 }
 
 // audienceIncludes reports whether aud (a string or a list) names one of the accepted values.

@@ -5,6 +5,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,5 +108,67 @@ func TestClientCertificateCredentialGetsToken(t *testing.T) {
 	_ = json.Unmarshal(body, &obj)
 	if obj["@odata.context"] == nil {
 		t.Errorf("GET answer lacks @odata.context: %s", body)
+	}
+}
+
+// TestWorkloadIdentityCredential runs azidentity's WorkloadIdentityCredential, which reads the
+// projected token from a file as it does on AKS, against the simulator's federation.
+func TestWorkloadIdentityCredential(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, Options{Apps: append(DefaultApps(),
+		NewWorkloadIdentityApp(WorkloadIdentityClientID, []string{RoleReadWriteAll}))})
+	tests := []struct {
+		name     string
+		token    ServiceAccountTokenOptions
+		wantCode string // empty: a token is issued
+	}{
+		{name: "projected token", token: ServiceAccountTokenOptions{}},
+		{name: "expired projected token", token: ServiceAccountTokenOptions{
+			IssuedAt: time.Now().Add(-2 * time.Hour), Lifetime: time.Hour},
+			wantCode: "AADSTS700024"},
+		{name: "token of another service account", token: ServiceAccountTokenOptions{
+			Subject: "system:serviceaccount:default:default"}, wantCode: "AADSTS700213"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			raw, err := sim.MintServiceAccountToken(tt.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "azure-identity-token")
+			if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cred, err := azidentity.NewWorkloadIdentityCredential(
+				&azidentity.WorkloadIdentityCredentialOptions{
+					ClientOptions: clientOptions(sim), ClientID: WorkloadIdentityClientID,
+					TenantID: sim.TenantID(), TokenFilePath: path,
+					DisableInstanceDiscovery: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			tok, err := cred.GetToken(ctx, graphScope)
+			if tt.wantCode != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantCode) {
+					t.Fatalf("GetToken error: got %v, want one naming %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("GetToken: %v", err)
+			}
+
+			// The token PATCHes like any other: federation changes only how the app proves
+			// who it is.
+			body := []byte(`{"displayName":"renamed through workload identity"}`)
+			resp, got := graphRequest(t, sim, http.MethodPatch,
+				serverPath(DefaultSiteID, ExampleServerID), tok.Token, body, nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("PATCH status: got %d, want 200: %s", resp.StatusCode, got)
+			}
+		})
 	}
 }

@@ -11,7 +11,10 @@
 // The tenant is DefaultTenantID. DefaultApps registers the gateway (DefaultClientID,
 // DeviceManagementConfiguration.ReadWrite.All), ReadOnlyClientID (Read.All), NoRoleClientID (no
 // Graph role), PortalClientID (gateway role TunnelServers.Write) and NoGatewayRoleClientID; all
-// use the secrets beside them. NewCertificateApp makes a certificate app for CertificateClientID.
+// use the secrets beside them. NewCertificateApp makes a certificate app for CertificateClientID;
+// NewWorkloadIdentityApp makes an app for WorkloadIdentityClientID whose federated identity
+// credential trusts the simulated Kubernetes cluster's tokens for GatewayServiceAccountSubject,
+// and MintServiceAccountToken writes such a token (the file AZURE_FEDERATED_TOKEN_FILE names).
 // DefaultSeed holds site DefaultSiteID with the Graph page's example server ExampleServerID and
 // two more servers, and site SecondSiteID with two servers. LoadSeed reads a JSON array of Site.
 //
@@ -29,6 +32,28 @@
 //   - POST /{tenant}/oauth2/v2.0/token, grant client_credentials, with client_secret (form or
 //     HTTP Basic) or client_assertion (RS256 or PS256 JWT, x5t or x5t#S256 matching the
 //     registered certificate, aud the token endpoint, iss = sub = client id, within exp/nbf).
+//   - Workload identity federation (sources: "Workload identity federation"
+//     https://learn.microsoft.com/entra/workload-id/workload-identity-federation, "Microsoft
+//     identity platform application authentication certificate credentials", the AKS workload
+//     identity docs and the azure-workload-identity troubleshooting page): an App's
+//     FederatedCredentials (issuer, subject, audiences, default api://AzureADTokenExchange)
+//     accept a client_assertion that is a token of that issuer. Certificate assertions are told
+//     apart by x5t/x5t#S256 or iss = client id. The simulator is itself such an issuer, a
+//     Kubernetes cluster at ServiceAccountIssuer() (trailing slash, as AKS issuers) serving
+//     .well-known/openid-configuration and openid/v1/jwks; like Entra, the token endpoint
+//     fetches the issuer's discovery document and JWKS over HTTPS for every federated assertion
+//     (Entra caches them). Checks in order, issuer/subject/audience matched case-sensitively:
+//     typ other than JWT: 400 AADSTS5002727 (as reported by clients of Entra); app without
+//     federated credential: AADSTS70021 with Assertion Issuer/Subject/Audience
+//     (401 as in external-secrets#2783; 400 in 2022, azure-workload-identity#616); no
+//     credential for the issuer: AADSTS700211 (azure-workload-identity#1200); issuer documents
+//     unreachable: 400 AADSTS50166 (azure-workload-identity#642); kid not in the issuer's
+//     JWKS: AADSTS7000272 (azure-workload-identity#1232); bad signature or algorithm:
+//     AADSTS7000274 (its name, ClientAssertionContainsInvalidSignature, is public; the message
+//     is modelled); outside exp/nbf with 5 minutes of skew: AADSTS700024 with current,
+//     valid-from and expiry times (azure-workload-identity#693); subject: AADSTS700213
+//     (Azure/login#482); audience: AADSTS700212 (message as quoted in public client test
+//     fixtures). All but 5002727 and 50166 are 401 invalid_client.
 //   - Errors in Entra's shape {error, error_description "AADSTSn: …\r\nTrace ID…", error_codes,
 //     timestamp, trace_id, correlation_id, error_uri}: AADSTS90002 unknown tenant,
 //     AADSTS700016 unknown client (400 unauthorized_client), AADSTS7000215 wrong secret
@@ -40,7 +65,7 @@
 //     iss https://sts.windows.net/{tid}/, ver 1.0, roles = the app's Graph roles. Tokens for
 //     GatewayAppIDURI/.default are v2: aud GatewayAppID, iss Issuer(), ver 2.0, roles = the
 //     app's gateway roles. Both carry tid, appid, azp, appidacr/azpacr (1 secret, 2
-//     certificate), oid, sub, idtyp app, iat, nbf, exp (Options.TokenLifetime), RS256 + kid.
+//     certificate or federated assertion), oid, sub, idtyp app, iat, nbf, exp (Options.TokenLifetime), RS256 + kid.
 //
 // Graph (sources: the Graph page "Update microsoftTunnelServer" in ../shared/spec, the
 // Graph docs "Microsoft Graph error responses and resource types"
@@ -109,6 +134,10 @@
 //
 //   - Instance discovery (/common/discovery/instance): MSAL sends it to
 //     login.microsoftonline.com, not to the authority host, so clients must disable it.
+//   - For federation: Entra's caching of issuer metadata, the limit of 20 federated
+//     credentials per app, flexible (claims-matching) credentials, Entra-issued tokens as
+//     assertions, and issuers served over HTTPS the simulator's client does not trust (it
+//     trusts only its own certificate, so external issuers answer AADSTS50166).
 //   - Delegated (user) flows, refresh tokens, managed identity, claims challenges, conditional
 //     access, token revocation, x5c in the JWKS and certificate chains (SendCertificateChain).
 //   - The exact text of OData messages other than those in the samples is modelled, not

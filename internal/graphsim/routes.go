@@ -23,6 +23,11 @@ const (
 	routeGraphUnmatched = "/beta/{unmatched}"
 	routeUnmatched      = "/{unmatched}"
 	adminPrefix         = "/_simulator"
+
+	// RouteServiceAccountDiscovery and RouteServiceAccountKeys serve the simulated Kubernetes
+	// cluster's OIDC issuer, ServiceAccountIssuer(), which Entra reads to verify its tokens.
+	RouteServiceAccountDiscovery = "/oidc/kubernetes/{cluster}/.well-known/openid-configuration"
+	RouteServiceAccountKeys      = "/oidc/kubernetes/{cluster}/openid/v1/jwks"
 )
 
 // routes builds the handler: Graph under /beta, Entra under /{tenant}, admin under
@@ -34,6 +39,8 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc(RouteKeys, s.handleKeys)
 	mux.HandleFunc(RouteKeysV1, s.handleKeys)
 	mux.HandleFunc(RouteToken, s.handleToken)
+	mux.HandleFunc(RouteServiceAccountDiscovery, s.handleServiceAccountDiscovery)
+	mux.HandleFunc(RouteServiceAccountKeys, s.handleServiceAccountKeys)
 
 	mux.Handle(RouteSites, s.graph(s.handleSites, http.MethodGet))
 	mux.Handle(RouteSite, s.graph(s.handleSite, http.MethodGet))

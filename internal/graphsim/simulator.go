@@ -111,6 +111,7 @@ type Simulator struct {
 	client   *http.Client
 	apps     map[string]App
 	keys     *keyring
+	saKeys   *keyring // signs the simulated Kubernetes cluster's service account tokens
 	store    *store
 	throttle *throttler
 	faults   *faultInjector
@@ -139,6 +140,9 @@ func Start(opts Options) (*Simulator, error) {
 		return nil, err
 	}
 	if s.keys, err = newKeyring(); err != nil {
+		return nil, err
+	}
+	if s.saKeys, err = newKeyring(); err != nil {
 		return nil, err
 	}
 	s.throttle = newThrottler(opts.Limits)

@@ -12,10 +12,12 @@ import (
 	"tunnelgateway/internal/graphsim"
 )
 
-// TestCredentialsAndTokenReuse runs the whole gateway with a client secret and with a
-// certificate credential (AZURE_CLIENT_CERTIFICATE_PATH; the simulator verifies the assertion
-// azidentity signs against the registered certificate) and checks that the token fetched at
-// start-up serves every later call: one token request in all.
+// TestCredentialsAndTokenReuse runs the whole gateway with each Graph credential it can
+// select: a client secret, a certificate (AZURE_CLIENT_CERTIFICATE_PATH; the simulator verifies
+// the assertion azidentity signs against the registered certificate) and workload identity
+// (AZURE_FEDERATED_TOKEN_FILE holding a projected token of the simulator's Kubernetes issuer,
+// which the simulator checks against the app's federated credential). Each must fetch one token
+// at start-up that serves every later call: one token request in all.
 func TestCredentialsAndTokenReuse(t *testing.T) {
 	t.Parallel()
 	certApp, key, err := graphsim.NewCertificateApp(graphsim.CertificateClientID,
@@ -24,27 +26,45 @@ func TestCredentialsAndTokenReuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	pemPath := writeCertificatePEM(t, certApp.Certificate, key)
+	federatedApp := graphsim.NewWorkloadIdentityApp(graphsim.WorkloadIdentityClientID,
+		[]string{graphsim.RoleReadWriteAll})
 
 	tests := []struct {
-		name      string
-		clientID  string
-		configure func(*config.Config)
+		name     string
+		clientID string
+		// configure may use the simulator, which is started before the gateway.
+		configure func(*testing.T, *graphsim.Simulator, *config.Config)
 	}{
 		{name: "client secret", clientID: graphsim.DefaultClientID},
 		{name: "client certificate", clientID: graphsim.CertificateClientID,
-			configure: func(c *config.Config) {
+			configure: func(_ *testing.T, _ *graphsim.Simulator, c *config.Config) {
 				c.Graph.ClientID = graphsim.CertificateClientID
 				c.Graph.ClientSecret = ""
 				c.Graph.CertificatePath = pemPath
+			}},
+		{name: "workload identity", clientID: graphsim.WorkloadIdentityClientID,
+			configure: func(t *testing.T, sim *graphsim.Simulator, c *config.Config) {
+				// A secret or a certificate would win over the token file (config's order).
+				c.Graph.ClientID = graphsim.WorkloadIdentityClientID
+				c.Graph.ClientSecret = ""
+				c.Graph.CertificatePath = ""
+				c.Graph.FederatedTokenFile = writeServiceAccountToken(t, sim)
 			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := startStack(t, stackOptions{
-				sim:       graphsim.Options{Apps: append(graphsim.DefaultApps(), certApp)},
-				configure: tt.configure,
-			})
+			sim, err := graphsim.Start(graphsim.Options{
+				Apps: append(graphsim.DefaultApps(), certApp, federatedApp)})
+			if err != nil {
+				t.Fatalf("start simulator: %v", err)
+			}
+			t.Cleanup(func() { _ = sim.Close() })
+			var configure func(*config.Config)
+			if tt.configure != nil {
+				configure = func(c *config.Config) { tt.configure(t, sim, c) }
+			}
+			s := startStackOn(t, sim, stackOptions{configure: configure})
 			for i := range 5 {
 				got := s.do(t, request{method: http.MethodPatch, path: v1Server(site, server),
 					body: `{"displayName":"` + tt.name + `"}`})
@@ -65,6 +85,21 @@ func TestCredentialsAndTokenReuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeServiceAccountToken writes a projected token of the simulator's cluster for the
+// gateway's ServiceAccount, where the AKS webhook would mount it.
+func writeServiceAccountToken(t *testing.T, sim *graphsim.Simulator) string {
+	t.Helper()
+	token, err := sim.MintServiceAccountToken(graphsim.ServiceAccountTokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "azure-identity-token")
+	if err := os.WriteFile(path, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func writeCertificatePEM(t *testing.T, cert *x509.Certificate, key any) string {

@@ -366,6 +366,9 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), g.cfg.Requests.DrainTimeout)
 	defer cancel()
 	if err := apiServer.Shutdown(drainCtx); err != nil {
+		g.log.Error("drain timed out; requests still in flight were cut off",
+			zap.Float64("drain_timeout_seconds", g.cfg.Requests.DrainTimeout.Seconds()),
+			zap.Error(err))
 		serveErr = errors.Join(serveErr, fmt.Errorf("drain api listener: %w", err))
 	}
 	_ = adminServer.Shutdown(drainCtx)
@@ -375,7 +378,11 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), AuditFlushTimeout)
 	defer cancelFlush()
 	if err := g.closeParts(flushCtx); err != nil {
+		g.log.Error("failed to flush the audit trail", zap.Error(err))
 		serveErr = errors.Join(serveErr, err)
+	}
+	if serveErr == nil {
+		g.log.Info("stopped: requests drained, audit trail flushed")
 	}
 	return serveErr
 }

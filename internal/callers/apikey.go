@@ -3,6 +3,7 @@ package callers
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 )
 
 // maxAPIKeyBytes bounds a presented key; generated keys are 64 characters.
@@ -26,9 +27,13 @@ func matchAPIKey(keys []APIKey, presented string) (name string, ok bool) {
 }
 
 func (a *Authenticator) authenticateAPIKey(presented string) (Caller, *Error) {
-	if presented == "" || len(presented) > maxAPIKeyBytes {
+	switch {
+	case presented == "":
 		return Caller{}, a.unauthorized(ReasonMalformedHeader,
 			"X-Api-Key must hold one non-empty key")
+	case len(presented) > maxAPIKeyBytes:
+		return Caller{}, a.unauthorized(ReasonMalformedHeader, fmt.Sprintf(
+			"X-Api-Key is too long (limit %d characters); keys are 64", maxAPIKeyBytes))
 	}
 	var keys []APIKey
 	if a.keys != nil {

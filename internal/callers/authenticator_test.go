@@ -256,6 +256,7 @@ func TestAPIKeys(t *testing.T) {
 		rq         request
 		wantStatus int
 		wantReason string
+		wantDetail string
 	}{
 		{name: "known key", rq: request{method: http.MethodPatch, apiKey: agentKey,
 			body: `{"tunnelServerHealthStatus":"healthy"}`}, wantStatus: http.StatusOK},
@@ -266,13 +267,17 @@ func TestAPIKeys(t *testing.T) {
 		{name: "key with a trailing character", rq: request{apiKey: agentKey + "0"},
 			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonUnknownAPIKey},
 		{name: "oversized key", rq: request{apiKey: strings.Repeat("k", 2048)},
-			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonMalformedHeader},
+			wantStatus: http.StatusUnauthorized, wantReason: callers.ReasonMalformedHeader,
+			wantDetail: "X-Api-Key is too long (limit 1024 characters)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := h.call(t, tt.rq)
 			check(t, got, tt.rq, tt.wantStatus, tt.wantReason)
+			if !strings.Contains(got.detail, tt.wantDetail) {
+				t.Errorf("detail: got %q, want it to say %q", got.detail, tt.wantDetail)
+			}
 			if tt.wantStatus == http.StatusOK && got.callerID != "agent" {
 				t.Errorf("caller id: got %q, want %q", got.callerID, "agent")
 			}

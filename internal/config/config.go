@@ -87,11 +87,13 @@ type CallersConfig struct {
 type AuditConfig struct {
 	// Path is the audit log file, or "-" for standard output. Default "-".
 	Path string `env:"GATEWAY_AUDIT_LOG" envDefault:"-"`
-	// MaxSizeMB rotates the file when it grows past this size. Default 100.
+	// MaxSizeMB rotates the file when it grows past this size; 0 means lumberjack's own 100.
+	// Default 100.
 	MaxSizeMB int `env:"GATEWAY_AUDIT_MAX_SIZE_MB" envDefault:"100"`
-	// MaxAgeDays removes rotated files older than this. Default 30.
+	// MaxAgeDays removes rotated files older than this; 0 keeps them whatever their age.
+	// Default 30.
 	MaxAgeDays int `env:"GATEWAY_AUDIT_MAX_AGE_DAYS" envDefault:"30"`
-	// MaxBackups keeps at most this many rotated files. Default 10.
+	// MaxBackups keeps at most this many rotated files; 0 keeps them all. Default 10.
 	MaxBackups int `env:"GATEWAY_AUDIT_MAX_BACKUPS" envDefault:"10"`
 }
 

@@ -24,8 +24,8 @@ type Denied struct {
 	Caller string
 	// AppID is the Entra application id of a caller that presented a token; "" for API keys.
 	AppID string
-	// Property is the refused property, for ReasonPropertyRefused.
-	Property string
+	// Properties are the refused properties, in the order asked, for ReasonPropertyRefused.
+	Properties []string
 	// Site is the site asked for.
 	Site string
 	// Reason is one of the Reason constants.
@@ -48,15 +48,19 @@ func (d *Denied) Error() string {
 	case ReasonSiteNotGranted:
 		return fmt.Sprintf("caller %s may not touch site %s", d.Caller, d.Site)
 	case ReasonPropertyRefused:
-		return fmt.Sprintf("caller %s may not change property %s", d.Caller, d.Property)
+		if len(d.Properties) == 1 {
+			return fmt.Sprintf("caller %s may not change property %s", d.Caller, d.Properties[0])
+		}
+		return fmt.Sprintf("caller %s may not change properties %s", d.Caller,
+			strings.Join(d.Properties, ", "))
 	default:
 		return fmt.Sprintf("caller %s is denied: %s", d.Caller, d.Reason)
 	}
 }
 
-// AuthorizeWrite allows a change of properties on a server of siteID, or says why not. The
-// first property not granted, in the order given, is the one named. id and @odata.type need no
-// grant, but a body made only of them still needs some write grant.
+// AuthorizeWrite allows a change of properties on a server of siteID, or says why not. Every
+// property not granted is named, in the order given, so the caller learns all at once. id and
+// @odata.type need no grant, but a body made only of them still needs some write grant.
 func (p *Policy) AuthorizeWrite(c callers.Caller, siteID string, properties []string) error {
 	e, err := p.admit(c, siteID)
 	if err != nil {
@@ -65,12 +69,15 @@ func (p *Policy) AuthorizeWrite(c callers.Caller, siteID string, properties []st
 	if len(e.properties) == 0 {
 		return p.deny(c, siteID, ReasonWriteNotGranted)
 	}
+	var refused []string
 	for _, prop := range properties {
-		if ungatedProperties[prop] || e.properties[prop] {
-			continue
+		if !ungatedProperties[prop] && !e.properties[prop] {
+			refused = append(refused, prop)
 		}
+	}
+	if refused != nil {
 		d := p.deny(c, siteID, ReasonPropertyRefused)
-		d.Property = prop
+		d.Properties = refused
 		return d
 	}
 	return nil

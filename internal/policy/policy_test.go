@@ -214,6 +214,11 @@ func TestAuthorize(t *testing.T) {
 			properties: []string{"displayName", "serverImageDigest"},
 			wantReason: policy.ReasonPropertyRefused,
 			wantText:   "caller entra:portal may not change property serverImageDigest"},
+		{name: "portal refused every property named", caller: portal, site: eastSite,
+			properties: []string{"agentImageDigest", "displayName", "serverImageDigest"},
+			wantReason: policy.ReasonPropertyRefused,
+			wantText: "caller entra:portal may not change properties agentImageDigest, " +
+				"serverImageDigest"},
 		{name: "agent on its site", caller: agent, site: strings.ToUpper(westSite),
 			properties: []string{"tunnelServerHealthStatus", "lastCheckinDateTime"}},
 		{name: "agent refused site", caller: agent, site: eastSite,

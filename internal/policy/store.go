@@ -53,7 +53,7 @@ func (s *Store) Reload() error {
 	defer s.reload.Unlock()
 	p, err := readFile(s.path)
 	if err != nil {
-		return fmt.Errorf("reload policy, keeping the current one: %w", err)
+		return fmt.Errorf("reload: %w", err)
 	}
 	s.current.Store(p)
 	return nil

@@ -51,7 +51,7 @@ func TestStoreReload(t *testing.T) {
 		{name: "before reload", wantRename: true, wantKey: hashA},
 		{name: "good reload", doc: statusOnly, wantStatus: true, wantKey: hashB},
 		{name: "bad reload keeps policy", doc: "callers:\n- name: agent\n  read: maybe\n",
-			wantReload: "keeping the current one", wantStatus: true, wantKey: hashB},
+			wantReload: "reload: policy ", wantStatus: true, wantKey: hashB},
 		{name: "invalid reload keeps policy", doc: "callers: []\n",
 			wantReload: "must list at least one caller", wantStatus: true, wantKey: hashB},
 		{name: "missing file keeps policy", doc: "-",

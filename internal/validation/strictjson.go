@@ -60,7 +60,9 @@ func decodeFast(body []byte, separators int) (map[string]any, bool) {
 	if body[firstNonSpace(body)] != '{' || dec.Decode(&obj) != nil {
 		return nil, false
 	}
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
+	// Only JSON's own four white-space bytes may follow; bytes.TrimSpace would also drop \v,
+	// \f, U+0085 and U+00A0, which encoding/json and the token walk refuse.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, false
 	}
 	return obj, countNames(obj) == separators

@@ -238,6 +238,8 @@ func gatewayConfig(t *testing.T, m *manifests) *config.Config {
 	vars := map[string]string{}
 	for _, e := range c.Env {
 		switch {
+		case slices.Contains(goRuntimeEnv, e.Name):
+			// Read by the Go runtime before main; internal/config never sees it.
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			vars[e.Name] = "from-secret-" + e.ValueFrom.SecretKeyRef.Key
 		case e.ValueFrom != nil:
@@ -280,11 +282,12 @@ func checkConfiguration(t *testing.T, tg target, m *manifests) {
 		t.Fatal(err)
 	}
 	for _, e := range c.Env {
-		if !slices.Contains(names, e.Name) {
+		if !slices.Contains(names, e.Name) && !slices.Contains(goRuntimeEnv, e.Name) {
 			t.Errorf("env %s: the gateway's configuration does not read it (config.EnvNames)",
 				e.Name)
 		}
 	}
+	checkMemoryLimitEnv(t, c)
 	if len(c.EnvFrom) > 0 {
 		t.Errorf("envFrom: got %d sources, want none (names it brings cannot be checked)",
 			len(c.EnvFrom))
@@ -328,6 +331,30 @@ func containerPort(c *corev1.Container, port intstr.IntOrString) (int32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// goRuntimeEnv are the variables the gateway's environment may set for the Go runtime itself.
+var goRuntimeEnv = []string{"GOMEMLIMIT"}
+
+// checkMemoryLimitEnv wants GOMEMLIMIT to follow the container's own memory limit, in bytes:
+// a literal would drift from the limit when an overlay changes it, and a divisor such as 1Mi
+// would hand the runtime a bare number it reads as bytes.
+func checkMemoryLimitEnv(t *testing.T, c *corev1.Container) {
+	i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "GOMEMLIMIT" })
+	if i < 0 {
+		t.Error("env GOMEMLIMIT: missing; want it from the container's memory limit")
+		return
+	}
+	ref := (*corev1.ResourceFieldSelector)(nil)
+	if from := c.Env[i].ValueFrom; from != nil {
+		ref = from.ResourceFieldRef
+	}
+	if ref == nil || ref.Resource != "limits.memory" ||
+		(ref.ContainerName != "" && ref.ContainerName != c.Name) ||
+		(!ref.Divisor.IsZero() && ref.Divisor.Value() != 1) {
+		t.Errorf("env GOMEMLIMIT: got %+v, want a resourceFieldRef to this container's "+
+			"limits.memory in bytes", c.Env[i])
+	}
 }
 
 func checkPorts(t *testing.T, _ target, m *manifests) {

@@ -3,7 +3,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -228,6 +227,17 @@ func remoteIP(addr string) string {
 // start a forged one. HTML escaping (<, >, & as \u003c...) is left on: it does not affect line
 // integrity, and it keeps the trail inert if someone views it in a browser-based log viewer.
 func encode(e *Event) ([]byte, error) {
+	out := recorded(e)
+	line, err := appendEvent(make([]byte, 0, lineSizeHint(&out)), &out)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit event: %w", err)
+	}
+	return append(line, '\n'), nil
+}
+
+// recorded is e as the trail records it: format stamped, body only at LevelRequest, the
+// caller's free-form values cut to size.
+func recorded(e *Event) Event {
 	out := *e
 	out.APIVersion, out.Kind = APIVersion, Kind
 	if out.Level != LevelRequest {
@@ -235,12 +245,7 @@ func encode(e *Event) ([]byte, error) {
 	}
 	out.UserAgent = TruncateUTF8(out.UserAgent, maxUserAgentBytes)
 	out.RequestURI = TruncateUTF8(out.RequestURI, MaxRequestURIBytes)
-
-	line, err := json.Marshal(&out)
-	if err != nil {
-		return nil, fmt.Errorf("encode audit event: %w", err)
-	}
-	return append(line, '\n'), nil
+	return out
 }
 
 // TruncateUTF8 cuts s to at most n bytes without splitting a rune.

@@ -306,8 +306,7 @@ type attemptsKey struct{}
 
 func (c *Client) do(ctx context.Context, op, method, u string, body []byte,
 	requestID string) (*Response, error) {
-	attempts := new(atomic.Int32)
-	st := &attemptState{op: op, count: attempts}
+	st := &attemptState{op: op}
 	if d, ok := ctx.Deadline(); ok {
 		st.deadline = d
 	}
@@ -326,12 +325,12 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte,
 	}
 
 	resp, err := c.breaker.run(func() (*http.Response, error) { return c.pipeline.Do(req) })
-	n := int(attempts.Load())
-	var open *BreakerOpenError
-	if errors.As(err, &open) {
-		return nil, open
-	}
+	n := int(st.count.Load())
 	if err != nil {
+		var open *BreakerOpenError
+		if errors.As(err, &open) {
+			return nil, open
+		}
 		return nil, c.classify(ctx, err, n)
 	}
 	payload, err := runtime.Payload(resp)
@@ -411,7 +410,7 @@ func shouldRetry(resp *http.Response, err error) bool {
 
 type attemptState struct {
 	op       string
-	count    *atomic.Int32
+	count    atomic.Int32
 	deadline time.Time // the caller's deadline; zero when none
 }
 
@@ -443,11 +442,12 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 	}
 
 	// Bound this try alone. The body download policy sits below this one, so the answer is
-	// read in full before the try's context is cancelled.
+	// read in full before the try's context is cancelled. The retry policy already gave this
+	// try its own copy of the request and headers, so only the context needs replacing.
 	tryCtx, cancel := context.WithTimeout(req.Raw().Context(), p.c.opts.TryTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := req.Clone(tryCtx).Next()
+	resp, err := req.WithContext(tryCtx).Next()
 	answered()
 	status := 0
 	if resp != nil {
@@ -482,9 +482,11 @@ func (p attemptPolicy) pace(ctx context.Context) (answered func(), err error) {
 }
 
 func streamingBody(b []byte) *bytesReadSeekCloser {
-	return &bytesReadSeekCloser{Reader: bytes.NewReader(b)}
+	r := &bytesReadSeekCloser{}
+	r.Reset(b)
+	return r
 }
 
-type bytesReadSeekCloser struct{ *bytes.Reader }
+type bytesReadSeekCloser struct{ bytes.Reader }
 
 func (bytesReadSeekCloser) Close() error { return nil }

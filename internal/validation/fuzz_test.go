@@ -27,6 +27,8 @@ var fuzzSeeds = []string{
 	`{"displayName":"\ud800"}`,
 	`{"displayName":"\u00a0"}`,
 	`[]`, `{}`, `{"a":1} {}`, `{"@odata.type":"#microsoft.graph.microsoftTunnelServer"}`,
+	` { "displayName" : "a" , "x" : true , "y" : false , "z" : null } `, `{"a":tru}`,
+	`{"a":"b",}`, `{"a":"b"}x`, `{"a":"b\tc"}`, "{\"a\":\"b\tc\"}", `{"a":nullx}`, `{"a" "b"}`,
 }
 
 // FuzzUpdate checks that the validator never panics, that every refusal is a well-formed
@@ -70,6 +72,51 @@ func checkDecodePaths(t *testing.T, body []byte) {
 	}
 	if fastErr == nil && !reflect.DeepEqual(fast, slow) {
 		t.Fatalf("decodeObject read %#v; token walk read %#v", fast, slow)
+	}
+}
+
+// TestDecodeFlat pins which bodies the one-pass reader takes, and that it reads them as the
+// token walk does; whatever it declines must still be read (or refused) by the other paths.
+func TestDecodeFlat(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		body     string
+		wantFlat bool
+	}{
+		{"the Graph page's example", fuzzSeeds[0], true},
+		{"white space everywhere", " \t{ \"a\" :\r\n\"b\" , \"c\":true,\"d\":false,\"e\":null}\n", true},
+		{"empty object", ` {} `, true},
+		{"bytes above ASCII and DEL", "{\"a\":\"\u00e9\U0001F600\x7f\"}", true},
+		{"escape", `{"a":"\u0041"}`, false},
+		{"escaped quote in a name", `{"a\"":"b"}`, false},
+		{"raw tab in a string", "{\"a\":\"b\tc\"}", false},
+		{"number", `{"a":1}`, false},
+		{"nested", `{"a":{}}`, false},
+		{"duplicate name", `{"a":"b","a":"c"}`, false},
+		{"trailing comma", `{"a":"b",}`, false},
+		{"trailing data", `{"a":"b"}{}`, false},
+		{"literal run on", `{"a":nullx}`, false},
+		{"cut short", `{"a":"b"`, false},
+		{"missing colon", `{"a" "b"}`, false},
+		{"array", `["a"]`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			body := []byte(tt.body)
+			flat, ok := decodeFlat(body, scan(body).separators)
+			if ok != tt.wantFlat {
+				t.Fatalf("decodeFlat took the body: got %v, want %v", ok, tt.wantFlat)
+			}
+			if ok {
+				slow, err := decodeByTokens(body)
+				if err != nil || !reflect.DeepEqual(flat, slow) {
+					t.Errorf("decodeFlat read %#v; token walk read %#v, %v", flat, slow, err)
+				}
+			}
+			checkDecodePaths(t, body)
+		})
 	}
 }
 

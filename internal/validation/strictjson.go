@@ -43,12 +43,99 @@ func decodeObject(body []byte) (map[string]any, error) {
 			"the escape at byte %d is half of a UTF-16 surrogate pair, not a character",
 			shape.loneSurrogate))
 	}
+	if obj, ok := decodeFlat(body, shape.separators); ok {
+		return obj, nil
+	}
 	if shape.depth <= maxDepth {
 		if obj, ok := decodeFast(body, shape.separators); ok {
 			return obj, nil
 		}
 	}
 	return decodeByTokens(body)
+}
+
+// decodeFlat reads the body nearly every caller sends, one object whose values are strings
+// without escapes, booleans or null, in one pass: the body is copied once and names and
+// values are slices of that copy, where encoding/json allocates each name and value and
+// reflects on every one. It reports ok only for such a body, already valid UTF-8; numbers,
+// escapes, nesting, duplicate names and every syntax error are left to decodeFast and the
+// token walk, which read them as encoding/json does (FuzzUpdate holds the paths to the same
+// answers).
+func decodeFlat(body []byte, members int) (map[string]any, bool) {
+	text := string(body)
+	obj := make(map[string]any, min(members, 32))
+	i := skipSpace(text, 0)
+	if i == len(text) || text[i] != '{' {
+		return nil, false
+	}
+	if i = skipSpace(text, i+1); i < len(text) && text[i] == '}' {
+		return obj, skipSpace(text, i+1) == len(text)
+	}
+	for {
+		name, next, ok := plainString(text, i)
+		if !ok {
+			return nil, false
+		}
+		if _, seen := obj[name]; seen {
+			return nil, false
+		}
+		if i = skipSpace(text, next); i == len(text) || text[i] != ':' {
+			return nil, false
+		}
+		i = skipSpace(text, i+1)
+		rest := text[i:]
+		switch {
+		case strings.HasPrefix(rest, `"`):
+			if obj[name], i, ok = plainString(text, i); !ok {
+				return nil, false
+			}
+		case strings.HasPrefix(rest, "true"):
+			obj[name], i = true, i+len("true")
+		case strings.HasPrefix(rest, "false"):
+			obj[name], i = false, i+len("false")
+		case strings.HasPrefix(rest, "null"):
+			obj[name], i = nil, i+len("null")
+		default:
+			return nil, false
+		}
+		if i = skipSpace(text, i); i == len(text) {
+			return nil, false
+		}
+		switch text[i] {
+		case ',':
+			i = skipSpace(text, i+1)
+		case '}':
+			return obj, skipSpace(text, i+1) == len(text)
+		default:
+			return nil, false
+		}
+	}
+}
+
+// plainString reads the string starting at text[i] when it holds no escape and no control
+// character, and returns it with the index just past its closing quote.
+func plainString(text string, i int) (s string, next int, ok bool) {
+	if i == len(text) || text[i] != '"' {
+		return "", i, false
+	}
+	for j := i + 1; j < len(text); j++ {
+		switch c := text[j]; {
+		case c == '"':
+			return text[i+1 : j], j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", j, false
+		}
+	}
+	return "", len(text), false
+}
+
+// skipSpace returns the index of the first byte at or after i that is not JSON white space.
+func skipSpace(text string, i int) int {
+	for i < len(text) && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' ||
+		text[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // decodeFast decodes body in one pass and reports ok only when it is a single object whose
@@ -60,7 +147,9 @@ func decodeFast(body []byte, separators int) (map[string]any, bool) {
 	if body[firstNonSpace(body)] != '{' || dec.Decode(&obj) != nil {
 		return nil, false
 	}
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) != 0 {
+	// Only JSON's own four white-space bytes may follow; bytes.TrimSpace would also drop \v,
+	// \f, U+0085 and U+00A0, which encoding/json and the token walk refuse.
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, false
 	}
 	return obj, countNames(obj) == separators

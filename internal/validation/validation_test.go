@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -443,6 +444,8 @@ func TestValidID(t *testing.T) {
 		{"non-hex", "g5cf0aee-0aee-b5cf-ee0a-cfb5ee0acfb5", false},
 		{"too long", testServer + "0", false},
 		{"query", testServer[:35] + "?", false},
+		{"dash misplaced", testServer[:7] + "-" + testServer[8:], false},
+		{"non-ASCII", "é" + testServer[2:], false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -450,8 +453,26 @@ func TestValidID(t *testing.T) {
 			if got := ValidID(tt.id); got != tt.want {
 				t.Errorf("ValidID(%q) = %v, want %v", tt.id, got, tt.want)
 			}
+			if got, want := ValidID(tt.id), idRegexp.MatchString(tt.id); got != want {
+				t.Errorf("ValidID(%q) = %v, IDPattern says %v", tt.id, got, want)
+			}
 		})
 	}
+}
+
+var idRegexp = regexp.MustCompile(IDPattern)
+
+// FuzzValidID holds the hand-written check to IDPattern, which openapi.yaml publishes.
+func FuzzValidID(f *testing.F) {
+	for _, seed := range []string{testServer, strings.ToUpper(testServer), "", "../x",
+		testServer[:35] + "g", strings.ReplaceAll(testServer, "-", "0")} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := ValidID(id), idRegexp.MatchString(id); got != want {
+			t.Fatalf("ValidID(%q) = %v, IDPattern says %v", id, got, want)
+		}
+	})
 }
 
 func TestErrorMessage(t *testing.T) {

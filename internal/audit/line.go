@@ -71,6 +71,9 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 		if u.Attempts != 0 {
 			w.integer("attempts", u.Attempts)
 		}
+		if u.Pages != 0 {
+			w.integer("pages", u.Pages)
+		}
 		if u.Status != 0 {
 			w.integer("status", u.Status)
 		}

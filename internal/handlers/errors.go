@@ -73,7 +73,8 @@ func classify(err error) failure {
 				title: "Method not allowed", detail: "this path does not take that method"}
 		}
 		return failure{status: re.status, kind: "no_route", code: "ResourceNotFound",
-			title: "No such route", detail: "no route of this gateway matches the path; see /openapi.yaml"}
+			title: "No such route", detail: "no route of this gateway matches the path; the routes are listed in " +
+				"GET /openapi.yaml (with a caller credential)"}
 	case errors.As(err, &ve):
 		return classifyValidation(ve)
 	case errors.As(err, &ce):
@@ -133,7 +134,10 @@ func classify(err error) failure {
 				detail: "Graph did not answer within the request's deadline"}
 		}
 		return failure{status: http.StatusBadGateway, kind: "upstream_unreachable",
-			code: "BadGateway", title: "Graph unreachable", detail: "the gateway could not reach Graph"}
+			code: "BadGateway", title: "Graph unreachable",
+			// A connection can fail after the request went out, so a write's fate is unknown.
+			detail: "the gateway could not reach Graph, or the connection failed before Graph " +
+				"answered; a change may have been applied, and repeating the same request is safe"}
 	case errors.As(err, &lle), errors.As(err, &ule):
 		return failure{status: http.StatusBadGateway, kind: "upstream_list", code: "BadGateway",
 			title: "Graph list refused", detail: err.Error()}

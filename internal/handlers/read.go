@@ -15,7 +15,7 @@ import (
 // getServer reads one tunnel server through to Graph.
 func (s *server) getServer(c *gin.Context) {
 	x := exchangeOf(c)
-	siteID, serverID := c.Param("siteId"), c.Param("serverId")
+	siteID, serverID := pathIDs(c)
 	if !s.readAllowed(x, siteID, serverID) {
 		return
 	}
@@ -29,7 +29,7 @@ func (s *server) getServer(c *gin.Context) {
 // listServers reads every server of one site, all of Graph's pages followed.
 func (s *server) listServers(c *gin.Context) {
 	x := exchangeOf(c)
-	siteID := c.Param("siteId")
+	siteID, _ := pathIDs(c)
 	if !s.readAllowed(x, siteID, "") {
 		return
 	}

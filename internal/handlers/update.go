@@ -21,7 +21,7 @@ import (
 // event is durable; every outcome, refused or not, ends in a ResponseComplete event.
 func (s *server) patchServer(c *gin.Context) {
 	x := exchangeOf(c)
-	siteID, serverID := c.Param("siteId"), c.Param("serverId")
+	siteID, serverID := pathIDs(c)
 
 	// Parse: ids first, so a bad id is refused before anything else is read.
 	if err := checkIDs(siteID, serverID); err != nil {
@@ -72,6 +72,12 @@ func (s *server) patchServer(c *gin.Context) {
 	s.complete(x)
 }
 
+// pathIDs returns the path's site and server ids in lower case: GUIDs compare without regard
+// to case, and one form keeps a server under one id in the audit trail and at Graph.
+func pathIDs(c *gin.Context) (siteID, serverID string) {
+	return strings.ToLower(c.Param("siteId")), strings.ToLower(c.Param("serverId"))
+}
+
 func checkIDs(siteID, serverID string) error {
 	var fields []validation.FieldError
 	for _, id := range []struct{ name, value string }{{"siteId", siteID}, {"serverId", serverID}} {
@@ -110,7 +116,8 @@ func (s *server) answer(x *exchange, resp *graphclient.Response, err error) {
 		x.c.Writer.WriteHeaderNow()
 		return
 	}
-	x.c.Data(resp.Status, "application/json", resp.Body)
+	// Graph's body is UTF-8 JSON; the same media type as the gateway's own JSON answers.
+	x.c.Data(resp.Status, "application/json; charset=utf-8", resp.Body)
 }
 
 func upstreamOf(err error) *audit.Upstream {
@@ -161,7 +168,8 @@ func (s *server) countRefusal(err error) {
 // auditRejected records a request refused before Graph: one ResponseComplete event at the
 // metadata level, with the reason as an annotation.
 func (s *server) auditRejected(x *exchange, err error) {
-	x.event = s.newEvent(x, x.c.Param("siteId"), x.c.Param("serverId"))
+	siteID, serverID := pathIDs(x.c)
+	x.event = s.newEvent(x, siteID, serverID)
 	f := classify(err)
 	x.event.Annotations = map[string]string{annotationFor(f): reasonText(err, f)}
 	x.failure = &f

@@ -349,6 +349,13 @@ func FieldLabel(pointer string) string {
 	if !strings.HasPrefix(pointer, "/") {
 		return FieldUnknown
 	}
+	// Path ids and the query string are checked too; their labels are as few as the body's.
+	switch {
+	case pointer == "/path/siteId", pointer == "/path/serverId":
+		return pointer
+	case pointer == "/query", strings.HasPrefix(pointer, "/query/"):
+		return "/query"
+	}
 	property, _, _ := strings.Cut(pointer[1:], "/")
 	if !knownFields[property] {
 		return FieldUnknown

@@ -217,6 +217,11 @@ func TestFieldLabel(t *testing.T) {
 		{"not a pointer", "displayName", metrics.FieldUnknown},
 		{"empty property", "/", metrics.FieldUnknown},
 		{"escaped slash", "/display~1Name", metrics.FieldUnknown},
+		{"site id in the path", "/path/siteId", "/path/siteId"},
+		{"server id in the path", "/path/serverId", "/path/serverId"},
+		{"other path segment", "/path/attackerChosen", metrics.FieldUnknown},
+		{"a query parameter", "/query/attackerChosen", "/query"},
+		{"the query string", "/query", "/query"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -152,7 +152,8 @@ func tooLarge(what string, limit int64) *Error {
 
 func badGzip(err error) *Error {
 	return newError(Malformed, "the body is not a valid gzip stream", FieldError{
-		Rule:   RuleGzip,
-		Detail: fmt.Sprintf("gzip decoding failed: %v", err),
+		Rule: RuleGzip,
+		Detail: fmt.Sprintf("the gzip stream is damaged, cut short or followed by other data: %v",
+			err),
 	})
 }

@@ -524,7 +524,8 @@ func manyMembers(n int) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// TestSyntaxDetails checks that a broken body is described in words a caller can act on.
+// TestSyntaxDetails checks that a broken body or value is described in words a caller can act
+// on.
 func TestSyntaxDetails(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -539,6 +540,8 @@ func TestSyntaxDetails(t *testing.T) {
 		{name: "ends inside a value", body: `{"displayName":"abc`,
 			want: "stops after 19 bytes with a value still open"},
 		{name: "bad character", body: `{"displayName": tru}`, want: "invalid JSON at byte"},
+		{name: "leap second", body: `{"lastCheckinDateTime":"2016-12-31T23:59:60Z"}`,
+			want: "no leap second"},
 	}
 	v := testValidator(t)
 	for _, tt := range tests {

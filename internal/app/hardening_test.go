@@ -92,6 +92,16 @@ func TestHostileRequests(t *testing.T) {
 		})
 	}
 
+	// HEAD is answered wherever GET is, without a body.
+	for _, path := range []string{v1Server(site, server), graphServer(site, server),
+		"/v1/tunnel-sites", "/openapi.yaml"} {
+		got := s.do(t, request{method: http.MethodHead, path: path})
+		if got.status != http.StatusOK || got.body != "" {
+			t.Errorf("HEAD %s: status %d with %d bytes, want 200 and no body", path, got.status,
+				len(got.body))
+		}
+	}
+
 	// Made-up methods share one metric label instead of adding series.
 	for i := range 5 {
 		s.do(t, request{method: fmt.Sprintf("MADEUP%d", i), path: v1Server(site, server)})

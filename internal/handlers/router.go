@@ -115,7 +115,13 @@ func New(d Deps) http.Handler {
 	r.NoRoute(s.noRoute)
 	r.NoMethod(s.noMethod)
 
-	r.GET(routeOpenAPI, s.authenticate, s.noQuery, s.openAPI)
+	// Every GET route answers HEAD too (RFC 9110, section 9.3.2): the same work and headers,
+	// and net/http leaves out the body.
+	get := func(path string, h ...gin.HandlerFunc) {
+		r.GET(path, h...)
+		r.HEAD(path, h...)
+	}
+	get(routeOpenAPI, s.authenticate, s.noQuery, s.openAPI)
 	for _, fam := range []struct {
 		family                 family
 		sites, servers, server string
@@ -124,9 +130,9 @@ func New(d Deps) http.Handler {
 		{familyGraph, routeGraphSites, routeGraphServers, routeGraphServer},
 	} {
 		tag := s.tag(fam.family)
-		r.GET(fam.sites, tag, s.authenticate, s.noQuery, s.listSites)
-		r.GET(fam.servers, tag, s.authenticate, s.noQuery, s.listServers)
-		r.GET(fam.server, tag, s.authenticate, s.noQuery, s.getServer)
+		get(fam.sites, tag, s.authenticate, s.noQuery, s.listSites)
+		get(fam.servers, tag, s.authenticate, s.noQuery, s.listServers)
+		get(fam.server, tag, s.authenticate, s.noQuery, s.getServer)
 		r.PATCH(fam.server, tag, s.authenticate, s.noQuery, s.patchServer)
 	}
 	return r

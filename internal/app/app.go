@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,9 @@ type Gateway struct {
 	redis    *redis.Client
 	api      http.Handler
 	draining atomic.Bool
+	// handling counts requests inside the callers' handler, so a drain that ran out of time
+	// can still wait for them to record their outcome before the audit trail closes.
+	handling sync.WaitGroup
 }
 
 // New builds every part. It fails on anything that would make the gateway unsafe to serve
@@ -338,7 +342,12 @@ const AuditFlushTimeout = 5 * time.Second
 // audit trail is flushed within AuditFlushTimeout more. It returns nil after a clean drain.
 func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 	// ReadTimeout bounds a slow body (the handler answers 408); bodies are at most 64 KiB.
-	apiServer := &http.Server{Handler: g.api, ReadHeaderTimeout: 10 * time.Second,
+	tracked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.handling.Add(1)
+		defer g.handling.Done()
+		g.api.ServeHTTP(w, r)
+	})
+	apiServer := &http.Server{Handler: tracked, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 		ErrorLog: zap.NewStdLog(g.log)}
 	adminServer := &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 10 * time.Second,
@@ -365,18 +374,22 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 		g.cfg.Requests.DrainTimeout.Seconds()))
 	drainCtx, cancel := context.WithTimeout(context.Background(), g.cfg.Requests.DrainTimeout)
 	defer cancel()
-	if err := apiServer.Shutdown(drainCtx); err != nil {
-		g.log.Error("drain timed out; requests still in flight were cut off",
-			zap.Float64("drain_timeout_seconds", g.cfg.Requests.DrainTimeout.Seconds()),
-			zap.Error(err))
-		serveErr = errors.Join(serveErr, fmt.Errorf("drain api listener: %w", err))
-	}
-	_ = adminServer.Shutdown(drainCtx)
-
 	// The flush gets its own time: drainCtx may be spent, and a flush that never starts loses
 	// the ResponseComplete events of answers already sent.
 	flushCtx, cancelFlush := context.WithTimeout(context.Background(), AuditFlushTimeout)
 	defer cancelFlush()
+	if err := apiServer.Shutdown(drainCtx); err != nil {
+		// Closing the connections cancels the requests still running (a write at Graph ends
+		// as "may have been applied"); they record that before the trail closes.
+		_ = apiServer.Close()
+		g.log.Error("drain timed out; requests still in flight were cut off",
+			zap.Float64("drain_timeout_seconds", g.cfg.Requests.DrainTimeout.Seconds()),
+			zap.Error(err))
+		serveErr = errors.Join(serveErr, fmt.Errorf("drain api listener: %w", err))
+		g.waitForHandlers(flushCtx)
+	}
+	_ = adminServer.Shutdown(drainCtx)
+
 	if err := g.closeParts(flushCtx); err != nil {
 		g.log.Error("failed to flush the audit trail", zap.Error(err))
 		serveErr = errors.Join(serveErr, err)
@@ -385,6 +398,20 @@ func (g *Gateway) Serve(ctx context.Context, api, admin net.Listener) error {
 		g.log.Info("stopped: requests drained, audit trail flushed")
 	}
 	return serveErr
+}
+
+// waitForHandlers waits until no request is inside the callers' handler, or ctx ends.
+func (g *Gateway) waitForHandlers(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		g.handling.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Error("requests cut off by the drain did not finish before the audit flush")
+	}
 }
 
 func serve(s *http.Server, l net.Listener) error {

@@ -304,8 +304,10 @@ func (l *Log) run() {
 		unsynced = append(unsynced, batch...)
 
 		// A batch nobody waits for (ResponseComplete events) need not cost an fsync of its own:
-		// the next waiter's sync covers it, or a timer does shortly after.
-		if !closing && !poked && !anyWaiter(unsynced) {
+		// the next waiter's sync covers it, or a timer does shortly after. A wake-up
+		// with nothing written (a probe's) arms no timer: the timer's wake-up clears the mark
+		// only when it has something to sync, so an idle one would leave it set for good.
+		if !closing && !poked && len(unsynced) > 0 && !anyWaiter(unsynced) {
 			l.scheduleSync()
 			continue
 		}

@@ -216,6 +216,24 @@ func TestHealthRecoversWithoutTraffic(t *testing.T) {
 				t.Errorf("healthy %s after the failure with no traffic: got %v, want %v (%v)",
 					wait, got, tt.restore, l.Healthy())
 			}
+			if !tt.restore {
+				return
+			}
+
+			// Once recovered, and after the wake-ups the recovery itself caused, an event nobody
+			// waits for is still synced by the timer.
+			time.Sleep(3 * lazySyncDelay)
+			before := l.Stats().Events
+			if err := l.ResponseComplete(testEvent("after recovery")); err != nil {
+				t.Fatal(err)
+			}
+			deadline = time.Now().Add(500 * time.Millisecond)
+			for l.Stats().Events == before && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if l.Stats().Events == before {
+				t.Error("a ResponseComplete after recovery was not synced within 500ms")
+			}
 		})
 	}
 }

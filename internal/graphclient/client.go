@@ -353,6 +353,8 @@ func (c *Client) do(ctx context.Context, op, method, u string, body []byte,
 func (c *Client) classify(ctx context.Context, err error, attempts int) error {
 	var pe *PacerError
 	if errors.As(err, &pe) {
+		// The refused attempt is counted in attempts; the ones before it reached Graph.
+		pe.Sent = attempts - 1
 		return pe
 	}
 	// Past the budget's own refusal, only the bearer token policy fails without retrying.
@@ -369,8 +371,13 @@ func (c *Client) classify(ctx context.Context, err error, attempts int) error {
 }
 
 // PacerError is the write budget's refusal to let an attempt go; Err is the budget's own
-// error (throttled with a truthful Retry-After, or its store unavailable).
-type PacerError struct{ Err error }
+// error (throttled with a truthful Retry-After, its store unavailable, or draining).
+type PacerError struct {
+	Err error
+	// Sent counts the earlier attempts of the same call that did reach Graph: when it is not
+	// zero the refused attempt was a retry, and the change may already have been applied.
+	Sent int
+}
 
 func (e *PacerError) Error() string { return "write budget: " + e.Err.Error() }
 func (e *PacerError) Unwrap() error { return e.Err }

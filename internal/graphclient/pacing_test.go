@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,5 +206,39 @@ func TestGraphThrottlePenalizesBudget(t *testing.T) {
 	}
 	if got, want := countPatches(sim, http.StatusOK), int64(4); got != want {
 		t.Errorf("PATCHes applied: got %d, want %d", got, want)
+	}
+}
+
+// drainAfterFirst lets the first write attempt go and refuses every later one as a draining
+// budget does.
+type drainAfterFirst struct{ waits *atomic.Int32 }
+
+func (p drainAfterFirst) Wait(context.Context, time.Duration) (func(), error) {
+	if p.waits.Add(1) > 1 {
+		return nil, writebudget.ErrDraining
+	}
+	return func() {}, nil
+}
+
+func (drainAfterFirst) Penalize(time.Duration) {}
+
+// TestRefusedRetryCountsAttemptsSent checks that a retry the budget refuses reports how many
+// attempts did reach Graph, so the caller is not told the change was never sent.
+func TestRefusedRetryCountsAttemptsSent(t *testing.T) {
+	t.Parallel()
+	sim := startSim(t, graphsim.Options{Faults: graphsim.Faults{
+		Methods: []string{http.MethodPatch}, Sequence: []string{"503"}}})
+	c := newClient(t, sim, clientSetup{configure: func(o *graphclient.Options) {
+		o.Pacer = drainAfterFirst{waits: &atomic.Int32{}}
+		o.RetryDelay = 10 * time.Millisecond
+	}})
+	_, err := c.PatchServer(testContext(t, 10*time.Second), siteID, serverID,
+		patchBody("retried"), newID())
+	var pe *graphclient.PacerError
+	if !errors.As(err, &pe) || !errors.Is(err, writebudget.ErrDraining) {
+		t.Fatalf("error: got %v, want a draining *graphclient.PacerError", err)
+	}
+	if pe.Sent != 1 {
+		t.Errorf("Sent: got %d, want 1 (the first attempt reached Graph)", pe.Sent)
 	}
 }

@@ -106,12 +106,20 @@ func classify(err error) failure {
 			detail:     "the gateway's share of Graph's write limit is used up; retry later",
 			retryAfter: time.Duration(te.RetryAfterSeconds()) * time.Second}
 	case errors.Is(err, writebudget.ErrDraining):
-		// The attempt never left, so another replica can take the write at once.
-		return failure{status: http.StatusServiceUnavailable, kind: "draining",
+		// This attempt never left, so another replica can take the write at once. A retry's
+		// earlier attempt did reach Graph, though, and may have applied the change.
+		f := failure{status: http.StatusServiceUnavailable, kind: "draining",
 			code: "ServiceUnavailable", title: "Gateway shutting down",
 			detail: "this gateway instance began shutting down while the write waited for " +
 				"its turn to go to Graph; send it again and another instance will take it",
 			retryAfter: time.Second}
+		var pe *graphclient.PacerError
+		if errors.As(err, &pe) && pe.Sent > 0 {
+			f.detail = "this gateway instance began shutting down while the write waited to " +
+				"be retried; an earlier attempt reached Graph and failed, so the change may " +
+				"have been applied; repeating the same request is safe"
+		}
+		return f
 	case errors.As(err, &wue):
 		return failure{status: http.StatusServiceUnavailable, kind: "budget_unavailable",
 			code: "ServiceUnavailable", title: "Write budget unavailable",

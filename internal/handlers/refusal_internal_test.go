@@ -5,15 +5,18 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"tunnelgateway/internal/callers"
+	"tunnelgateway/internal/graphclient"
 	"tunnelgateway/internal/metrics"
 	"tunnelgateway/internal/policy"
 	"tunnelgateway/internal/validation"
+	"tunnelgateway/internal/writebudget"
 )
 
 // TestCountRefusal checks which refusals count as caller denials: only an authentication
@@ -63,6 +66,40 @@ func TestCountRefusal(t *testing.T) {
 			if got != tt.wantValidations {
 				t.Errorf("validation_failures_total series: got %d, want %d", got,
 					tt.wantValidations)
+			}
+		})
+	}
+}
+
+// TestDrainingRefusal checks what a write refused by a draining budget is told: a first
+// attempt never left, while a retry's earlier attempt reached Graph and may have applied it.
+func TestDrainingRefusal(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		sent         int
+		wantDetail   string
+		wantAttempts int
+	}{
+		{name: "first attempt", sent: 0, wantDetail: "another instance will take it"},
+		{name: "retry", sent: 2, wantDetail: "may have been applied", wantAttempts: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := &graphclient.PacerError{Err: writebudget.ErrDraining, Sent: tt.sent}
+			f := classify(err)
+			if f.status != http.StatusServiceUnavailable ||
+				!strings.Contains(f.detail, tt.wantDetail) {
+				t.Errorf("classify: got %d %q, want 503 saying %q", f.status, f.detail,
+					tt.wantDetail)
+			}
+			got := 0
+			if up := upstreamOf(err); up != nil {
+				got = up.Attempts
+			}
+			if got != tt.wantAttempts {
+				t.Errorf("upstream attempts: got %d, want %d", got, tt.wantAttempts)
 			}
 		})
 	}

@@ -123,12 +123,15 @@ func (s *server) answer(x *exchange, resp *graphclient.Response, err error) {
 func upstreamOf(err error) *audit.Upstream {
 	var ge *graphclient.GraphError
 	var te *graphclient.TransportError
+	var pe *graphclient.PacerError
 	switch {
 	case errors.As(err, &ge):
 		return &audit.Upstream{RequestID: ge.RequestID, Code: ge.Code, Attempts: ge.Attempts,
 			Status: ge.Status}
 	case errors.As(err, &te):
 		return &audit.Upstream{Attempts: te.Attempts}
+	case errors.As(err, &pe) && pe.Sent > 0:
+		return &audit.Upstream{Attempts: pe.Sent}
 	}
 	return nil
 }

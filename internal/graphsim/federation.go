@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -344,18 +345,30 @@ func (s *Simulator) issuerKeys(ctx context.Context, issuer string) (map[string]*
 	return keys, nil
 }
 
-// getJSON fetches url with the simulator's own client (which trusts its certificate) and
-// decodes a 200 answer into v.
-func (s *Simulator) getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// getJSON fetches an https url with the simulator's own transport (which trusts its
+// certificate), following no redirect, and decodes a 200 answer into v. The issuer's URL is
+// one a credential names, but the jwks_uri comes from the document, so both are held to
+// https and to the one request.
+func (s *Simulator) getJSON(ctx context.Context, rawURL string, v any) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an https URL", rawURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := s.client.Do(req)
+	client := &http.Client{Transport: s.client.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() {
+		// Read what is left (within the limit) so the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, issuerDocumentLimit))
+		resp.Body.Close()
+	}()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}

@@ -137,23 +137,24 @@ type Upstream struct {
 	Status int `json:"status,omitempty"`
 }
 
-// NewEvent starts an event at LevelMetadata for r, stamped as received now. It copies only the
-// escaped path (never the query), the user agent and the remote address (set SourceIPs with
-// SourceIPs to record a trusted proxy's X-Forwarded-For as well); headers such as
-// Authorization and Cookie are not read. The verb follows the method: GET becomes VerbGet (set
-// VerbList for collections), PATCH becomes VerbPatch, anything else its lowercase method name.
-func NewEvent(r *http.Request, requestID, route string) *Event {
-	e := &Event{
+// NewEvent starts an event at LevelMetadata for r, received at received. It copies only the
+// escaped path (never the query), the user agent and where r came from (the remote address,
+// after the X-Forwarded-For addresses when the peer is one of the trusted proxies); headers
+// such as Authorization and Cookie are not read. The verb follows the method: GET becomes
+// VerbGet (set VerbList for collections), PATCH becomes VerbPatch, anything else its
+// lowercase method name.
+func NewEvent(r *http.Request, requestID, route string, received time.Time,
+	trusted []netip.Prefix) *Event {
+	return &Event{
 		Level:                    LevelMetadata,
 		AuditID:                  requestID,
 		Verb:                     verbFor(r.Method),
 		RequestURI:               r.URL.EscapedPath(),
 		Route:                    route,
-		SourceIPs:                SourceIPs(r, nil),
+		SourceIPs:                SourceIPs(r, trusted),
 		UserAgent:                r.UserAgent(),
-		RequestReceivedTimestamp: time.Now().UTC(),
+		RequestReceivedTimestamp: received.UTC(),
 	}
-	return e
 }
 
 // maxForwardedIPs bounds the X-Forwarded-For addresses one event records. A real chain has a

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -110,7 +111,7 @@ func TestNewEventRecordsNoCredentials(t *testing.T) {
 
 	l, path := openTestLog(t, Config{})
 	e := NewEvent(r, "req-1", "/deviceManagement/microsoftTunnelSites/:siteId/"+
-		"microsoftTunnelServers/:serverId")
+		"microsoftTunnelServers/:serverId", time.Now(), nil)
 	if err := l.RequestReceived(context.Background(), e); err != nil {
 		t.Fatalf("RequestReceived: %v", err)
 	}

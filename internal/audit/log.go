@@ -168,8 +168,8 @@ func (l *Log) RequestReceived(ctx context.Context, e *Event) error {
 // response has already gone to the caller, so holding the handler for an fsync would only add
 // latency. The event is written at once and synced by the next waiter's fsync, or at most
 // lazySyncDelay later by a timer, so events nobody waits for add no fsync of their own; if the
-// sync fails, the failure is counted, logged and reported by Healthy. ResponseComplete stamps the stage, StageTimestamp
-// and, when zero, LatencySeconds. It returns an *Error only when the event cannot be queued
+// sync fails, the failure is counted, logged and reported by Healthy. ResponseComplete stamps
+// the stage, StageTimestamp and, when zero, LatencySeconds. It returns an *Error only when the event cannot be queued
 // (log closed, event too large). Use Flush to wait for queued events.
 func (l *Log) ResponseComplete(e *Event) error {
 	now := time.Now().UTC()

@@ -65,7 +65,8 @@
 //     iss https://sts.windows.net/{tid}/, ver 1.0, roles = the app's Graph roles. Tokens for
 //     GatewayAppIDURI/.default are v2: aud GatewayAppID, iss Issuer(), ver 2.0, roles = the
 //     app's gateway roles. Both carry tid, appid, azp, appidacr/azpacr (1 secret, 2
-//     certificate or federated assertion), oid, sub, idtyp app, iat, nbf, exp (Options.TokenLifetime), RS256 + kid.
+//     certificate or federated assertion), oid, sub, idtyp app, iat, nbf,
+//     exp (Options.TokenLifetime), RS256 + kid.
 //
 // Graph (sources: the Graph page "Update microsoftTunnelServer" in ../shared/spec, the
 // Graph docs "Microsoft Graph error responses and resource types"

@@ -73,7 +73,8 @@ func classify(err error) failure {
 				title: "Method not allowed", detail: "this path does not take that method"}
 		}
 		return failure{status: re.status, kind: "no_route", code: "ResourceNotFound",
-			title: "No such route", detail: "no route of this gateway matches the path; the routes are listed in " +
+			title: "No such route",
+			detail: "no route of this gateway matches the path; the routes are listed in " +
 				"GET /openapi.yaml (with a caller credential)"}
 	case errors.As(err, &ve):
 		return classifyValidation(ve)

@@ -207,9 +207,7 @@ func (s *server) finishEvent(x *exchange, status int) {
 }
 
 func (s *server) newEvent(x *exchange, siteID, serverID string) *audit.Event {
-	e := audit.NewEvent(x.c.Request, x.requestID, x.route)
-	e.SourceIPs = audit.SourceIPs(x.c.Request, s.TrustedProxies)
-	e.RequestReceivedTimestamp = x.start.UTC()
+	e := audit.NewEvent(x.c.Request, x.requestID, x.route, x.start, s.TrustedProxies)
 	if x.caller.ID != "" {
 		// An Entra caller the policy does not list has no name; its appId still says who it is.
 		e.User = audit.User{Kind: x.caller.Kind, Name: x.caller.Name}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -135,11 +136,18 @@ func New(d Deps) http.Handler {
 		get(fam.server, tag, s.authenticate, s.noQuery, s.getServer)
 		r.PATCH(fam.server, tag, s.authenticate, s.noQuery, s.patchServer)
 	}
+	for _, route := range r.Routes() {
+		if !slices.Contains(s.templates, route.Path) {
+			s.templates = append(s.templates, route.Path)
+		}
+	}
 	return r
 }
 
 type server struct {
 	Deps
+	// templates are the registered routes' paths, read back from the router once built.
+	templates []string
 }
 
 // exchange is the state of one request as it moves through the phases.
@@ -291,20 +299,18 @@ func (s *server) noMethod(c *gin.Context) {
 	x := exchangeOf(c)
 	// gin names no route for a method it refuses; the path still matches one, and that route
 	// is the label operators look for.
-	if route := templateOf(c.Request.URL.EscapedPath()); route != "" {
+	if route := s.templateOf(c.Request.URL.EscapedPath()); route != "" {
 		x.route = route
 	}
 	s.unrouted(x, http.StatusMethodNotAllowed)
 }
 
-var routeTemplates = []string{routeOpenAPI, routeV1Sites, routeV1Servers, routeV1Server,
-	routeGraphSites, routeGraphServers, routeGraphServer}
-
-// templateOf returns the route template path matches, segment by segment, or "" for none.
-func templateOf(path string) string {
+// templateOf returns the registered route template path matches, segment by segment, or ""
+// for none.
+func (s *server) templateOf(path string) string {
 	segments := strings.Split(path, "/")
-	for _, tmpl := range routeTemplates {
-		want := strings.Split(tmpl, "/")
+	for _, template := range s.templates {
+		want := strings.Split(template, "/")
 		if len(want) != len(segments) {
 			continue
 		}
@@ -316,7 +322,7 @@ func templateOf(path string) string {
 			}
 		}
 		if matched {
-			return tmpl
+			return template
 		}
 	}
 	return ""

@@ -304,7 +304,7 @@ func TestReadinessRecoversWithoutTraffic(t *testing.T) {
 	}
 	// The refusal's own ResponseComplete event must have failed too before the directory
 	// comes back; written after, it would be the traffic this test must do without.
-	for deadline := time.Now().Add(5 * time.Second); counterValue(t, s.registry,
+	for deadline := time.Now().Add(5 * time.Second); metricValue(t, s.registry,
 		"tunnelgateway_audit_failures_total") < 2; {
 		if time.Now().After(deadline) {
 			t.Fatal("the refused write's ResponseComplete event was never attempted")
@@ -328,18 +328,23 @@ func TestReadinessRecoversWithoutTraffic(t *testing.T) {
 	}
 }
 
-// counterValue reads a counter without labels from a registry.
-func counterValue(t *testing.T, registry *prometheus.Registry, name string) float64 {
+// metricValue reads a counter or gauge without labels from a registry.
+func metricValue(t *testing.T, registry *prometheus.Registry, name string) float64 {
 	t.Helper()
 	families, err := registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) > 0 {
-			return f.GetMetric()[0].GetCounter().GetValue()
+		if f.GetName() != name || len(f.GetMetric()) == 0 {
+			continue
 		}
+		if c := f.GetMetric()[0].GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return f.GetMetric()[0].GetGauge().GetValue()
 	}
+	t.Fatalf("no metric %s in the registry", name)
 	return 0
 }
 

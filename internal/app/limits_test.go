@@ -67,11 +67,16 @@ type writeResult struct {
 // patchName sends one PATCH renaming server to name through the gateway at base. It is safe
 // to call from many goroutines.
 func patchName(client *http.Client, base, server, name string) writeResult {
-	r := writeResult{server: server, name: name}
+	r := sendPatch(client, base+v1Server(pacingSite, server), `{"displayName":"`+name+`"}`)
+	r.server, r.name = server, name
+	return r
+}
+
+// sendPatch sends one PATCH of body to url with the harness's API key and reads the answer.
+func sendPatch(client *http.Client, url, body string) writeResult {
+	var r writeResult
 	start := time.Now()
-	defer func() { r.elapsed = time.Since(start) }()
-	req, err := http.NewRequest(http.MethodPatch, base+v1Server(pacingSite, server),
-		strings.NewReader(`{"displayName":"`+name+`"}`))
+	req, err := http.NewRequest(http.MethodPatch, url, strings.NewReader(body))
 	if err != nil {
 		r.err = err
 		return r
@@ -80,8 +85,7 @@ func patchName(client *http.Client, base, server, name string) writeResult {
 	req.Header.Set("X-Api-Key", testAPIKey)
 	resp, err := client.Do(req)
 	if err != nil {
-		r.err = err
-		r.elapsed = time.Since(start)
+		r.err, r.elapsed = err, time.Since(start)
 		return r
 	}
 	defer resp.Body.Close()
@@ -689,7 +693,7 @@ func TestDrainUnderLoad(t *testing.T) {
 	for answered.Load() < 30 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	inFlight := gaugeValue(t, gw.registry, "tunnelgateway_requests_in_flight")
+	inFlight := metricValue(t, gw.registry, "tunnelgateway_requests_in_flight")
 	stopped := make(chan error, 1)
 	go func() { stopped <- gw.stop() }()
 	if err := waitUnready(t, gw.gw); !strings.Contains(err.Error(), "draining") {
@@ -774,20 +778,4 @@ func waitUnready(t *testing.T, gw *app.Gateway) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// gaugeValue reads a gauge from a registry.
-func gaugeValue(t *testing.T, registry *prometheus.Registry, name string) float64 {
-	t.Helper()
-	families, err := registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) > 0 {
-			return f.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no gauge %s in the registry", name)
-	return 0
 }

@@ -3,7 +3,6 @@ package app_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -267,24 +266,7 @@ func TestSIGHUPReloadsPolicy(t *testing.T) {
 
 // patchBody sends one PATCH with body to the harness's example server through the gateway.
 func patchBody(client *http.Client, base, body string) writeResult {
-	var r writeResult
-	req, err := http.NewRequest(http.MethodPatch, base+v1Server(site, server),
-		strings.NewReader(body))
-	if err != nil {
-		r.err = err
-		return r
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Api-Key", testAPIKey)
-	resp, err := client.Do(req)
-	if err != nil {
-		r.err = err
-		return r
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	r.status, r.header, r.body, r.err = resp.StatusCode, resp.Header, string(data), err
-	return r
+	return sendPatch(client, base+v1Server(site, server), body)
 }
 
 // TestStreamAuditTrailWarns starts the gateway binary with its audit trail on standard output

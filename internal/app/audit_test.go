@@ -34,6 +34,17 @@ func waitForEvents(t *testing.T, path string, pred func([]audit.Event) bool) []a
 	}
 }
 
+// requestEvents waits until the request's ResponseComplete event is on disk and returns the
+// request's events by stage.
+func requestEvents(t *testing.T, path, requestID string) map[audit.Stage]audit.Event {
+	t.Helper()
+	events := waitForEvents(t, path, func(ev []audit.Event) bool {
+		_, done := eventsFor(ev, requestID)[audit.StageResponseComplete]
+		return done
+	})
+	return eventsFor(events, requestID)
+}
+
 func eventsFor(events []audit.Event, requestID string) map[audit.Stage]audit.Event {
 	out := map[audit.Stage]audit.Event{}
 	for _, e := range events {
@@ -113,11 +124,7 @@ func TestAuditEveryOutcome(t *testing.T) {
 				t.Fatalf("status = %d, want %d; body %s", got.status, tc.status, got.body)
 			}
 			id := got.header.Get("X-Request-Id")
-			events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
-				_, done := eventsFor(ev, id)[audit.StageResponseComplete]
-				return done
-			})
-			byStage := eventsFor(events, id)
+			byStage := requestEvents(t, s.auditPath, id)
 			done := byStage[audit.StageResponseComplete]
 			if done.ResponseStatus == nil || done.ResponseStatus.Code != tc.status {
 				t.Errorf("ResponseComplete status = %+v, want %d", done.ResponseStatus, tc.status)
@@ -141,7 +148,11 @@ func TestAuditEveryOutcome(t *testing.T) {
 				t.Errorf("a write is audited at %s, want Request level",
 					byStage[audit.StageRequestReceived].Level)
 			}
-			for _, e := range events {
+			all, err := audit.ReadEvents(s.auditPath)
+			if err != nil {
+				t.Fatalf("read the audit trail: %v", err)
+			}
+			for _, e := range all {
 				if e.AuditID == "forged" {
 					t.Error("a user agent forged an audit line")
 				}
@@ -237,11 +248,7 @@ func TestAuditSourceIPs(t *testing.T) {
 				t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
 			}
 			id := got.header.Get("X-Request-Id")
-			events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
-				_, done := eventsFor(ev, id)[audit.StageResponseComplete]
-				return done
-			})
-			ips := eventsFor(events, id)[audit.StageResponseComplete].SourceIPs
+			ips := requestEvents(t, s.auditPath, id)[audit.StageResponseComplete].SourceIPs
 			if strings.Join(ips, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("sourceIPs: got %q, want %q", ips, tt.want)
 			}
@@ -261,11 +268,7 @@ func TestAuditListAttempts(t *testing.T) {
 		t.Fatalf("status: got %d, want 200; body %s", got.status, got.body)
 	}
 	id := got.header.Get("X-Request-Id")
-	events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
-		_, done := eventsFor(ev, id)[audit.StageResponseComplete]
-		return done
-	})
-	upstream := eventsFor(events, id)[audit.StageResponseComplete].Upstream
+	upstream := requestEvents(t, s.auditPath, id)[audit.StageResponseComplete].Upstream
 	if upstream == nil || upstream.Attempts != 4 || upstream.Pages != 3 {
 		t.Errorf("upstream: got %+v, want 4 attempts over 3 pages", upstream)
 	}
@@ -364,11 +367,7 @@ func TestUpperCaseIDs(t *testing.T) {
 	}
 
 	id := got.header.Get("X-Request-Id")
-	events := waitForEvents(t, s.auditPath, func(ev []audit.Event) bool {
-		_, done := eventsFor(ev, id)[audit.StageResponseComplete]
-		return done
-	})
-	for stage, e := range eventsFor(events, id) {
+	for stage, e := range requestEvents(t, s.auditPath, id) {
 		if e.ObjectRef == nil || e.ObjectRef.SiteID != site || e.ObjectRef.ServerID != server {
 			t.Errorf("%s objectRef: got %+v, want the lower-case ids", stage, e.ObjectRef)
 		}

@@ -183,16 +183,21 @@ func (w *lineWriter) marshaled(raw []byte, err error) {
 	w.b = append(w.b, raw...)
 }
 
-// values writes a request object with its names sorted, as encoding/json orders map keys.
-func (w *lineWriter) values(m map[string]any) {
-	var room [16]string
-	names := room[:0]
+// sortedNames appends m's keys to names (a caller's stack buffer, so the usual few cost no
+// allocation) in the order encoding/json writes map keys.
+func sortedNames[V any](m map[string]V, names []string) []string {
 	for name := range m {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	return names
+}
+
+// values writes a request object with its names sorted, as encoding/json orders map keys.
+func (w *lineWriter) values(m map[string]any) {
+	var room [16]string
 	w.b = append(w.b, '{')
-	for _, name := range names {
+	for _, name := range sortedNames(m, room[:0]) {
 		w.escapedKey(name)
 		switch v := m[name].(type) {
 		case string:
@@ -210,13 +215,8 @@ func (w *lineWriter) values(m map[string]any) {
 
 func (w *lineWriter) annotations(m map[string]string) {
 	var room [8]string
-	names := room[:0]
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	w.b = append(w.b, '{')
-	for _, name := range names {
+	for _, name := range sortedNames(m, room[:0]) {
 		w.escapedKey(name)
 		w.b = appendQuoted(w.b, m[name])
 	}

@@ -349,24 +349,7 @@ func TestDrainRefusesOnlyWaiters(t *testing.T) {
 			// The budget is now full: one write asks the store, one waits for the turn behind
 			// it, and both learn at once that they will not be served.
 			start := time.Now()
-			refused := make(chan error, 2)
-			for range 2 {
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*window)
-					defer cancel()
-					refused <- b.Wait(ctx)
-				}()
-			}
-			for range 2 {
-				select {
-				case err := <-refused:
-					if !errors.Is(err, writebudget.ErrDraining) {
-						t.Errorf("Wait() on a full, draining budget: got %v, want ErrDraining", err)
-					}
-				case <-time.After(2 * time.Second):
-					t.Fatal("a write to a full, draining budget was not answered within 2s")
-				}
-			}
+			expectDrained(t, startWaiters(b, 2, 10*window), 2)
 			if got := time.Since(start); got > time.Second {
 				t.Errorf("refusals took %s, want them at once", got)
 			}
@@ -388,27 +371,40 @@ func TestDrainWakesWaiters(t *testing.T) {
 			b := newBudgets(t, backend.name, writebudget.Config{Limit: 1, Window: window}, 1)[0]
 			mustWait(t, b)
 
-			refused := make(chan error, 2)
-			for range 2 {
-				go func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*window)
-					defer cancel()
-					refused <- b.Wait(ctx)
-				}()
-			}
+			refused := startWaiters(b, 2, 10*window)
 			waitQueued(t, b, 2)
 
 			b.Drain()
-			for range 2 {
-				select {
-				case err := <-refused:
-					if !errors.Is(err, writebudget.ErrDraining) {
-						t.Errorf("waiting Wait() after Drain: got %v, want ErrDraining", err)
-					}
-				case <-time.After(2 * time.Second):
-					t.Fatal("a waiting write was not answered within 2s of Drain")
-				}
-			}
+			expectDrained(t, refused, 2)
 		})
+	}
+}
+
+// startWaiters starts n writes waiting on b, each for at most timeout, and returns where
+// their results arrive.
+func startWaiters(b *writebudget.Budget, n int, timeout time.Duration) <-chan error {
+	results := make(chan error, n)
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			results <- b.Wait(ctx)
+		}()
+	}
+	return results
+}
+
+// expectDrained wants n results, each ErrDraining, within 2s.
+func expectDrained(t *testing.T, results <-chan error, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case err := <-results:
+			if !errors.Is(err, writebudget.ErrDraining) {
+				t.Errorf("Wait() on a draining budget: got %v, want ErrDraining", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("a write to a draining budget was not answered within 2s")
+		}
 	}
 }

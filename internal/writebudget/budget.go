@@ -92,8 +92,9 @@ type store interface {
 
 // write names one granted write in its store.
 type write struct {
-	id string        // unique among every replica sharing the store
-	at time.Duration // its date when granted, on the store's timeline (in-process only)
+	id  string        // unique among every replica sharing the store (Redis only)
+	seq uint64        // unique in this process (in-process only)
+	at  time.Duration // its date when granted, on the store's timeline (in-process only)
 }
 
 // Budget grants write slots in arrival order within the limit. It is safe for concurrent use.

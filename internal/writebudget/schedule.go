@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 )
@@ -45,10 +44,19 @@ type localStore struct {
 	window time.Duration
 	origin time.Time // monotonic zero of the timeline
 
-	mu     sync.Mutex
-	recent []write       // writes inside the window, in date order
+	mu sync.Mutex
+	// recent holds the writes inside the window, in date order. Its entries hold no pointer,
+	// so the collector never walks the log, which at a high limit holds a window's worth of
+	// writes.
+	recent []dated
 	until  time.Duration // penalty end
-	count  uint64        // writes granted, for their ids
+	count  uint64        // writes granted, for their sequence numbers
+}
+
+// dated is one write in the log: its sequence number and its date.
+type dated struct {
+	seq uint64
+	at  time.Duration
 }
 
 func newLocalStore(limit int, window time.Duration) *localStore {
@@ -64,8 +72,8 @@ func (s *localStore) take(_ context.Context, flight time.Duration) (
 	now := s.prune()
 	if s.until <= now && len(s.recent) < s.limit {
 		s.count++
-		w := write{id: strconv.FormatUint(s.count, 36), at: now + flight}
-		s.insert(w)
+		w := write{seq: s.count, at: now + flight}
+		s.insert(dated{seq: w.seq, at: w.at})
 		return w, true, 0, nil
 	}
 	return write{}, false, s.delay(now, 0), nil
@@ -81,7 +89,7 @@ func (s *localStore) redate(_ context.Context, w write) error {
 		return nil
 	}
 	s.recent = slices.Delete(s.recent, i, i+1)
-	s.insert(write{id: w.id, at: now})
+	s.insert(dated{seq: w.seq, at: now})
 	return nil
 }
 
@@ -107,7 +115,7 @@ func (s *localStore) delay(now time.Duration, ahead int) time.Duration {
 }
 
 // insert adds w after every write dated no later, keeping recent in date order.
-func (s *localStore) insert(w write) {
+func (s *localStore) insert(w dated) {
 	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].at > w.at })
 	s.recent = slices.Insert(s.recent, i, w)
 }
@@ -116,7 +124,7 @@ func (s *localStore) insert(w write) {
 func (s *localStore) find(w write) (int, bool) {
 	i := sort.Search(len(s.recent), func(i int) bool { return s.recent[i].at >= w.at })
 	for ; i < len(s.recent) && s.recent[i].at == w.at; i++ {
-		if s.recent[i].id == w.id {
+		if s.recent[i].seq == w.seq {
 			return i, true
 		}
 	}
@@ -131,5 +139,15 @@ func (s *localStore) prune() time.Duration {
 		keep++
 	}
 	s.recent = s.recent[keep:]
+	// Reslicing keeps the whole array the log once grew into: after a burst it would stay
+	// that large for as long as the log takes to walk through it at a quieter rate. Once the
+	// log fills less than a quarter of what lies ahead of it, it moves to an array of its size.
+	if cap(s.recent) >= minCompactCap && len(s.recent) < cap(s.recent)/4 {
+		s.recent = append([]dated(nil), s.recent...)
+	}
 	return now
 }
+
+// minCompactCap is the smallest log array worth moving out of: below it the copy costs more
+// than the array.
+const minCompactCap = 1024

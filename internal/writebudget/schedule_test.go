@@ -1,6 +1,7 @@
 package writebudget
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -47,5 +48,43 @@ func TestSlotDelay(t *testing.T) {
 				t.Errorf("slotDelay() = %s, want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestLocalLogShrinksAfterBurst checks that a log which once held a burst lets go of the
+// burst's array once its writes leave the window, instead of walking through it for minutes.
+func TestLocalLogShrinksAfterBurst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const burstCap = 50_000
+	s := newLocalStore(burstCap, time.Minute)
+	// The array a burst of writes grew the log into.
+	s.recent = make([]dated, 0, burstCap)
+	for i := range 1000 {
+		if _, granted, _, err := s.take(ctx, 0); !granted || err != nil {
+			t.Fatalf("take %d: got granted %v, error %v; want granted", i, granted, err)
+		}
+	}
+
+	// The burst leaves the window; a quieter rate follows.
+	s.mu.Lock()
+	s.origin = s.origin.Add(-2 * time.Minute)
+	s.mu.Unlock()
+	w, granted, _, err := s.take(ctx, 0)
+	if !granted || err != nil {
+		t.Fatalf("take after the window: got granted %v, error %v; want granted", granted, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if got := len(s.recent); got != 1 {
+		t.Fatalf("log length: got %d, want 1 (the burst left the window)", got)
+	}
+	if got := cap(s.recent); got >= minCompactCap {
+		t.Errorf("log capacity: got %d, want under %d: the burst's array is still held", got,
+			minCompactCap)
+	}
+	if got := s.recent[0].seq; got != w.seq {
+		t.Errorf("log entry: got write %d, want %d", got, w.seq)
 	}
 }

@@ -120,6 +120,7 @@ func (c *child) stop() error {
 // usage is a snapshot of the child's resources.
 type usage struct {
 	rss     uint64 // resident set now, bytes
+	rssFile uint64 // the part of rss that maps files: the program's code and read-only data
 	peakRSS uint64 // VmHWM: the largest resident set since start, bytes
 	cpu     time.Duration
 	fds     int
@@ -138,7 +139,7 @@ func (c *child) usage() (usage, error) {
 	if err != nil {
 		return usage{}, fmt.Errorf("count %s descriptors: %w", c.name, err)
 	}
-	return usage{rss: status.VmRSS, peakRSS: status.VmHWM,
+	return usage{rss: status.VmRSS, rssFile: status.RssFile, peakRSS: status.VmHWM,
 		cpu: time.Duration(stat.CPUTime() * float64(time.Second)), fds: fds}, nil
 }
 

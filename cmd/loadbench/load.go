@@ -87,8 +87,11 @@ func (r loadResult) statusText() string {
 // sampler records the largest resident set and descriptor count of a child while a run goes.
 type sampler struct {
 	maxRSS uint64
-	maxFDs int
-	err    error
+	// maxRSSFile is the file-mapped part of the largest sample: pages of the program itself,
+	// which no setting of the Go runtime changes.
+	maxRSSFile uint64
+	maxFDs     int
+	err        error
 }
 
 // sampleDuring runs fn while reading c's usage every 50ms.
@@ -104,7 +107,10 @@ func sampleDuring(c *child, fn func()) sampler {
 			if u, err := c.usage(); err != nil {
 				s.err = err
 			} else {
-				s.maxRSS, s.maxFDs = max(s.maxRSS, u.rss), max(s.maxFDs, u.fds)
+				if u.rss > s.maxRSS {
+					s.maxRSS, s.maxRSSFile = u.rss, u.rssFile
+				}
+				s.maxFDs = max(s.maxFDs, u.fds)
 			}
 			select {
 			case <-done:

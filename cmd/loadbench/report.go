@@ -52,11 +52,16 @@ func printReport(w io.Writer, s settings, b *bench, res *results) {
 	fmt.Fprintf(tw, "peak RSS, %d open connections at %d req/s\t%s\t%s\t\t< %s\t%s\n",
 		s.connections, s.rate, mib(bp.openPeakRSS), mib(g.openPeakRSS), mib(targetPeakRSS),
 		verdict(g.openPeakRSS < targetPeakRSS))
+	fmt.Fprintf(tw, "  of which program pages (RssFile)\t%s\t%s\t\t\t\n",
+		mib(bp.openSampled.maxRSSFile), mib(g.openSampled.maxRSSFile))
 	fmt.Fprintf(tw, "  open descriptors (max)\t%d\t%d\t\t\t\n", bp.openSampled.maxFDs,
 		g.openSampled.maxFDs)
-	fmt.Fprintf(tw, "peak RSS, %d requests in flight (%s)\t%s\t%s\t\t< %s\t%s\n",
-		s.connections, s.connectionsFor, mib(bp.inFlightPeakRSS), mib(g.inFlightPeakRSS),
-		mib(targetPeakRSS), verdict(g.inFlightPeakRSS < targetPeakRSS))
+	// Every connection with a request waiting on Graph at once is a worst case, reported
+	// beside the target rather than against it: docs/benchmarks.md says why.
+	fmt.Fprintf(tw, "peak RSS, %d requests in flight (%s)\t%s\t%s\t\tworst case\t-\n",
+		s.connections, s.connectionsFor, mib(bp.inFlightPeakRSS), mib(g.inFlightPeakRSS))
+	fmt.Fprintf(tw, "  of which program pages (RssFile)\t%s\t%s\t\t\t\n",
+		mib(bp.inFlightSampled.maxRSSFile), mib(g.inFlightSampled.maxRSSFile))
 	fmt.Fprintf(tw, "  open descriptors (max)\t%d\t%d\t\t\t\n", bp.inFlightSampled.maxFDs,
 		g.inFlightSampled.maxFDs)
 	fmt.Fprintf(tw, "  throughput\t%.0f req/s\t%.0f req/s\t\t\t\n", bp.inFlight.throughput,

@@ -3,6 +3,7 @@ package app_test
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -302,6 +303,56 @@ func TestStreamAuditTrailWarns(t *testing.T) {
 			if got := strings.Count(p.stderr.String(), warning); got != tt.warnings {
 				t.Errorf("warnings %q: got %d, want %d; log:\n%s", warning, got, tt.warnings,
 					p.stderr.String())
+			}
+		})
+	}
+}
+
+// TestGCPercentDefault reads the collector's goal off the binary's /metrics: the gateway's own
+// default when GOGC is not set, the operator's value when it is.
+func TestGCPercentDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{name: "GOGC not set", want: "80"},
+		{name: "GOGC set", env: []string{"GOGC=150"}, want: "150"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if _, set := os.LookupEnv("GOGC"); set && tt.env == nil {
+				t.Skip("GOGC is set in the test's own environment, which the binary inherits")
+			}
+			sim, err := graphsim.Start(graphsim.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sim.Close() })
+			p := startProcess(t, sim, "", tt.env...)
+			resp, err := http.Get(p.adminURL + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			const series = "go_gc_gogc_percent "
+			var got string
+			for line := range strings.Lines(string(body)) {
+				if value, ok := strings.CutPrefix(line, series); ok {
+					got = strings.TrimSpace(value)
+				}
+			}
+			if got != tt.want {
+				t.Errorf("%s: got %q, want %q", series, got, tt.want)
 			}
 		})
 	}

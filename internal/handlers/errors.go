@@ -231,12 +231,12 @@ func (x *exchange) fail(err error) {
 	f := classify(err)
 	switch {
 	case f.status == http.StatusInternalServerError:
-		x.log.Error("request failed unexpectedly", zap.Error(err))
+		x.log().Error("request failed unexpectedly", zap.Error(err))
 	case f.status < 499:
-		x.log.Info("request refused", zap.Int("status", f.status), zap.String("reason", f.kind),
+		x.log().Info("request refused", zap.Int("status", f.status), zap.String("reason", f.kind),
 			zap.String("detail", f.detail))
 	default:
-		x.log.Warn("request failed", zap.Int("status", f.status), zap.String("reason", f.kind),
+		x.log().Warn("request failed", zap.Int("status", f.status), zap.String("reason", f.kind),
 			zap.String("detail", f.detail))
 	}
 	x.failure = &f

@@ -157,11 +157,21 @@ type exchange struct {
 	route     string
 	requestID string
 	start     time.Time
-	log       *zap.Logger
+	// logFields are the request's own log fields (its id, then its caller), written on each
+	// of its lines by log, and by begin on the access line.
+	logFields []zap.Field
+	baseLog   *zap.Logger
 	caller    callers.Caller
 	event     *audit.Event
 	failure   *failure
 	upstream  *audit.Upstream
+}
+
+// log is the request's logger for its rarer lines (refusals, failures). The access line,
+// written for every request, passes the fields itself: zap's With copies its encoder, and two
+// copies per request showed in the CPU profile at saturation.
+func (x *exchange) log() *zap.Logger {
+	return x.baseLog.With(x.logFields...)
 }
 
 func exchangeOf(c *gin.Context) *exchange {
@@ -187,7 +197,9 @@ func (s *server) begin(c *gin.Context) {
 	if x.route == "" {
 		x.route = routeUnmatched
 	}
-	x.log = s.Logger.With(zap.String("request_id", x.requestID))
+	// Room for the caller's two fields and the access line's four.
+	x.logFields = append(make([]zap.Field, 0, 7), zap.String("request_id", x.requestID))
+	x.baseLog = s.Logger
 	c.Set("exchange", x)
 	c.Header(headerRequestID, x.requestID)
 	if id := c.GetHeader("client-request-id"); id != "" && validation.ValidID(id) {
@@ -205,11 +217,11 @@ func (s *server) begin(c *gin.Context) {
 	status := c.Writer.Status()
 	elapsed := time.Since(x.start)
 	s.Metrics.ObserveRequest(x.route, c.Request.Method, status, elapsed)
-	x.log.Info("request",
+	s.Logger.Info("request", append(x.logFields,
 		zap.String("method", metrics.MethodLabel(c.Request.Method)),
 		zap.String("route", x.route),
 		zap.Int("status", status),
-		zap.Float64("latency_seconds", elapsed.Seconds()))
+		zap.Float64("latency_seconds", elapsed.Seconds()))...)
 }
 
 func (s *server) tag(f family) gin.HandlerFunc {
@@ -238,11 +250,10 @@ func (s *server) identify(x *exchange, caller callers.Caller) {
 		caller.Name = name
 	}
 	x.caller = caller
-	fields := []zap.Field{zap.String("caller", caller.String())}
+	x.logFields = append(x.logFields, zap.String("caller", caller.String()))
 	if caller.Kind == callers.KindEntra {
-		fields = append(fields, zap.String("app_id", caller.ID))
+		x.logFields = append(x.logFields, zap.String("app_id", caller.ID))
 	}
-	x.log = x.log.With(fields...)
 }
 
 // noQuery refuses query strings: the gateway supports no OData query option, and ignoring one

@@ -201,7 +201,7 @@ func (s *server) finishEvent(x *exchange, status int) {
 	}
 	e.Upstream = x.upstream
 	if err := s.Audit.ResponseComplete(&e); err != nil {
-		x.log.Error("failed to write audit event", zap.String("stage", string(e.Stage)),
+		x.log().Error("failed to write audit event", zap.String("stage", string(e.Stage)),
 			zap.Error(err))
 	}
 }

@@ -218,6 +218,24 @@ func (b *bench) startBareProxy(ctx context.Context) (*child, time.Duration, erro
 	return c, took, err
 }
 
+// startFloor runs this program again as the floor server: no upstream, no token.
+func (b *bench) startFloor(ctx context.Context) (*child, error) {
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program for the floor server: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, self, floorCommand, "-addr", addr)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	c := &child{name: "floor server", baseURL: "http://" + addr, adminURL: "http://" + addr,
+		logPath: filepath.Join(b.dir, "floor-server.log")}
+	_, err = c.start(cmd, c.adminURL+bareReadyPath)
+	return c, err
+}
+
 // target is the one PATCH both sides receive: same bytes, same headers. The bare proxy drops
 // the API key and attaches its token; the gateway checks the key and attaches its own.
 func (b *bench) target(c *child) vegeta.Target {

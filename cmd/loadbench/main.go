@@ -28,9 +28,12 @@ func main() {
 	defer stop()
 
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == bareProxyCommand {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == bareProxyCommand:
 		err = serveBareProxy(ctx, os.Args[2:], os.Stdin)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == floorCommand:
+		err = serveFloor(ctx, os.Args[2:])
+	default:
 		err = run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	}
 	if err != nil {

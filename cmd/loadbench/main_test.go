@@ -103,3 +103,51 @@ func TestBareProxyPatchesSimulator(t *testing.T) {
 		t.Errorf("bare proxy stopped with %v", err)
 	}
 }
+
+// TestFloorServerHoldsEachRequest checks the floor does what its figure claims: it reads the
+// body and holds each request floorHold before answering, so the in-flight phase keeps its
+// requests in the server.
+func TestFloorServerHoldsEachRequest(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	floorCtx, stopFloor := context.WithCancel(ctx)
+	go func() { served <- serveFloor(floorCtx, []string{"-addr", addr}) }()
+	c := &child{name: "floor server", baseURL: "http://" + addr, adminURL: "http://" + addr}
+	if err := c.awaitReady(c.adminURL + bareReadyPath); err != nil {
+		t.Fatal(err)
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, c.baseURL+examplePath,
+		bytes.NewReader(exampleBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(began)
+	if got, want := resp.StatusCode, http.StatusOK; got != want {
+		t.Errorf("status: got %d, want %d; body %s", got, want, body)
+	}
+	if !bytes.Equal(body, floorAnswer) {
+		t.Errorf("body: got %q, want %q", body, floorAnswer)
+	}
+	if took < floorHold {
+		t.Errorf("answered after %s, want at least the hold of %s", took, floorHold)
+	}
+
+	stopFloor()
+	if err := <-served; err != nil {
+		t.Errorf("floor server stopped with %v", err)
+	}
+}

@@ -32,6 +32,8 @@ type side struct {
 
 type results struct {
 	bare, gateway side
+	// floor is the in-flight phase on a server that only holds each request (floor.go).
+	floor         side
 	gatewayStarts []time.Duration
 	bareStart     time.Duration
 	auditBytes    int64
@@ -76,7 +78,21 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 		}
 	}
 
-	// Both must still drain and exit cleanly after all that.
+	// The floor runs last and alone: its phase is the in-flight one only.
+	floor, err := b.startFloor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer floor.stop()
+	if err := b.holdInFlight(ctx, floor, &res.floor); err != nil {
+		return nil, err
+	}
+	sides = append(sides, struct {
+		c *child
+		r *side
+	}{floor, &res.floor})
+
+	// Every child must still drain and exit cleanly after all that.
 	for _, sd := range sides {
 		if err := sd.c.stop(); err != nil {
 			res.stopProblems = append(res.stopProblems, err)

@@ -66,6 +66,12 @@ func printReport(w io.Writer, s settings, b *bench, res *results) {
 		g.inFlightSampled.maxFDs)
 	fmt.Fprintf(tw, "  throughput\t%.0f req/s\t%.0f req/s\t\t\t\n", bp.inFlight.throughput,
 		g.inFlight.throughput)
+	fl := res.floor
+	// The floor server (floor.go) has one column; it goes under the bare proxy's.
+	fmt.Fprintf(tw, "  floor: a server that only holds each request %s\t%s\t\t\t\t\n",
+		floorHold, mib(fl.inFlightPeakRSS))
+	fmt.Fprintf(tw, "    of which program pages (RssFile)\t%s\t\t\t\t\n",
+		mib(fl.inFlightSampled.maxRSSFile))
 	fmt.Fprintf(tw, "start-up to ready (median, worst of %d)\t%s\t%s, %s\t\t< %s\t%s\n",
 		len(res.gatewayStarts), ms(res.bareStart), ms(median(res.gatewayStarts)),
 		ms(worstStart), ms(targetReady), verdict(worstStart < targetReady))
@@ -88,6 +94,7 @@ func printNotes(w io.Writer, res *results) {
 		{"bare saturation", res.bare.saturation}, {"gateway saturation", res.gateway.saturation},
 		{"bare fixed rate", res.bare.fixedRate}, {"gateway fixed rate", res.gateway.fixedRate},
 		{"bare in flight", res.bare.inFlight}, {"gateway in flight", res.gateway.inFlight},
+		{"floor in flight", res.floor.inFlight},
 	} {
 		fmt.Fprintf(w, "%-20s %7d requests, %5.1f%% 2xx, max %s: %s\n", run.name, run.r.requests,
 			100*run.r.success, ms(run.r.max), run.r.statusText())

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -306,7 +307,7 @@ type attemptsKey struct{}
 
 func (c *Client) do(ctx context.Context, op, method, u string, body []byte,
 	requestID string) (*Response, error) {
-	st := &attemptState{op: op}
+	st := &attemptState{op: op, body: body}
 	if d, ok := ctx.Deadline(); ok {
 		st.deadline = d
 	}
@@ -417,6 +418,7 @@ func shouldRetry(resp *http.Response, err error) bool {
 
 type attemptState struct {
 	op       string
+	body     []byte // the request's body; nil when none
 	count    atomic.Int32
 	deadline time.Time // the caller's deadline; zero when none
 }
@@ -454,7 +456,15 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 	tryCtx, cancel := context.WithTimeout(req.Raw().Context(), p.c.opts.TryTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := req.WithContext(tryCtx).Next()
+	try := req.WithContext(tryCtx)
+	if st.body != nil {
+		// net/http sends the headers in a packet of their own before a body it does not know
+		// to be in memory; azcore's body is a seekable wrapper it does not know. A reader it
+		// knows puts a PATCH in one TLS record and one write instead of two (measured in
+		// the CPU profile at saturation).
+		try.Raw().Body = io.NopCloser(bytes.NewReader(st.body))
+	}
+	resp, err := try.Next()
 	answered()
 	status := 0
 	if resp != nil {

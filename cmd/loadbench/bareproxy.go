@@ -74,10 +74,16 @@ func serveBareProxy(ctx context.Context, args []string, in io.Reader) error {
 			r.Out.Header.Set("Authorization", "Bearer "+token)
 		},
 	}
-	server := &http.Server{Handler: bareHandler(proxy), ReadHeaderTimeout: 10 * time.Second}
-	l, err := net.Listen("tcp", *addr)
+	return serveChild(ctx, "bare proxy", *addr, bareHandler(proxy))
+}
+
+// serveChild serves handler on addr until ctx ends, then shuts down within 5 s: the body of
+// each child server this program runs as.
+func serveChild(ctx context.Context, name, addr string, handler http.Handler) error {
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("bare proxy: listen on %s: %w", *addr, err)
+		return fmt.Errorf("%s: listen on %s: %w", name, addr, err)
 	}
 	go func() {
 		<-ctx.Done()
@@ -86,7 +92,7 @@ func serveBareProxy(ctx context.Context, args []string, in io.Reader) error {
 		_ = server.Shutdown(shutdownCtx)
 	}()
 	if err := server.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("bare proxy: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }

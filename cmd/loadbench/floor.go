@@ -4,11 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"time"
 )
@@ -50,19 +47,5 @@ func serveFloor(ctx context.Context, args []string) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(floorAnswer)
 	})
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	l, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("floor server: listen on %s: %w", *addr, err)
-	}
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = server.Shutdown(shutdownCtx)
-	}()
-	if err := server.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("floor server: %w", err)
-	}
-	return nil
+	return serveChild(ctx, "floor server", *addr, handler)
 }

@@ -418,7 +418,7 @@ func shouldRetry(resp *http.Response, err error) bool {
 
 type attemptState struct {
 	op       string
-	body     []byte // the request's body; nil when none
+	body     []byte // the request's body; empty when none
 	count    atomic.Int32
 	deadline time.Time // the caller's deadline; zero when none
 }
@@ -457,7 +457,7 @@ func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
 	defer cancel()
 	start := time.Now()
 	try := req.WithContext(tryCtx)
-	if st.body != nil {
+	if len(st.body) > 0 {
 		// net/http sends the headers in a packet of their own before a body it does not know
 		// to be in memory; azcore's body is a seekable wrapper it does not know. A reader it
 		// knows puts a PATCH in one TLS record and one write instead of two (measured in

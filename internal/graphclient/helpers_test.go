@@ -103,9 +103,11 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 
 // seenRequest is what the front server received.
 type seenRequest struct {
-	method string
-	path   string
-	header http.Header
+	method           string
+	path             string
+	header           http.Header
+	contentLength    int64
+	transferEncoding []string
 }
 
 // front is a TLS server in front of the simulator: it records what reaches it and can change
@@ -135,7 +137,8 @@ func startFront(t *testing.T, sim *graphsim.Simulator, modify func(*http.Respons
 	f.server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.seen = append(f.seen, seenRequest{method: r.Method, path: r.URL.Path,
-			header: r.Header.Clone()})
+			header: r.Header.Clone(), contentLength: r.ContentLength,
+			transferEncoding: r.TransferEncoding})
 		f.mu.Unlock()
 		proxy.ServeHTTP(w, r)
 	}))

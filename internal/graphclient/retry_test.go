@@ -327,3 +327,50 @@ func TestThrottledWithoutRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestBodyFraming checks how each attempt's body reaches Graph: with its length and never
+// chunked, a retry included, and an empty body as no body at all.
+func TestBodyFraming(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		body   []byte
+		faults []string
+	}{
+		{name: "body", body: patchBody("framed")},
+		{name: "body on a retry", body: patchBody("framed again"), faults: []string{"503", "ok"}},
+		{name: "empty body", body: []byte{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			sim := startSim(t, graphsim.Options{})
+			if tt.faults != nil {
+				setFaults(t, sim, graphsim.Faults{Sequence: tt.faults})
+			}
+			f := startFront(t, sim, nil)
+			c := newClient(t, sim, clientSetup{baseURL: f.graphBase(),
+				httpClient: f.server.Client()})
+			// An empty body is refused by Graph; only what reached it matters here.
+			_, _ = c.PatchServer(testContext(t, 20*time.Second), siteID, serverID, tt.body,
+				newID())
+
+			seen := f.requests()
+			if got, want := len(seen), len(tt.faults); want > 0 && got != want {
+				t.Fatalf("attempts at the front: got %d, want %d", got, want)
+			}
+			if len(seen) == 0 {
+				t.Fatal("no attempt reached the front")
+			}
+			for i, r := range seen {
+				if got, want := r.contentLength, int64(len(tt.body)); got != want {
+					t.Errorf("attempt %d Content-Length: got %d, want %d", i+1, got, want)
+				}
+				if r.transferEncoding != nil {
+					t.Errorf("attempt %d Transfer-Encoding: got %q, want none", i+1,
+						r.transferEncoding)
+				}
+			}
+		})
+	}
+}

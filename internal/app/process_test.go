@@ -309,7 +309,7 @@ func TestStreamAuditTrailWarns(t *testing.T) {
 }
 
 // TestGCPercentDefault reads the collector's goal off the binary's /metrics: the gateway's own
-// default when GOGC is not set, the operator's value when it is.
+// default when GOGC names none, the operator's value when it does.
 func TestGCPercentDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway binary")
@@ -321,7 +321,10 @@ func TestGCPercentDefault(t *testing.T) {
 		want string
 	}{
 		{name: "GOGC not set", want: "80"},
+		{name: "GOGC empty, as good as not set", env: []string{"GOGC="}, want: "80"},
 		{name: "GOGC set", env: []string{"GOGC=150"}, want: "150"},
+		// runtime/metrics gives "off" as the largest uint64.
+		{name: "GOGC off", env: []string{"GOGC=off"}, want: "1.8446744073709552e+19"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

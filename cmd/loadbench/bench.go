@@ -218,7 +218,27 @@ func (b *bench) startBareProxy(ctx context.Context) (*child, time.Duration, erro
 	return c, took, err
 }
 
-// startFloor runs this program again as the floor server: no upstream, no token.
+// gatewayDefaultGOGC is the collector goal cmd/gateway sets itself when GOGC names none
+// (defaultGCPercent in cmd/gateway/run.go).
+const gatewayDefaultGOGC = "80"
+
+// gatewayGOGC is the collector goal the measured gateway runs with: the last GOGC of
+// -gateway-env, or the gateway's own default.
+func (b *bench) gatewayGOGC() string {
+	gogc := ""
+	for _, kv := range b.s.gatewayEnv {
+		if v, ok := strings.CutPrefix(kv, "GOGC="); ok {
+			gogc = v
+		}
+	}
+	if gogc == "" {
+		return gatewayDefaultGOGC
+	}
+	return gogc
+}
+
+// startFloor runs this program again as the floor server, with the gateway's collector goal so
+// that the two compare: no upstream, no token.
 func (b *bench) startFloor(ctx context.Context) (*child, error) {
 	addr, err := freeLoopbackAddr()
 	if err != nil {
@@ -229,7 +249,7 @@ func (b *bench) startFloor(ctx context.Context) (*child, error) {
 		return nil, fmt.Errorf("find this program for the floor server: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, self, floorCommand, "-addr", addr)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "GOGC=" + b.gatewayGOGC()}
 	c := &child{name: "floor server", baseURL: "http://" + addr, adminURL: "http://" + addr,
 		logPath: filepath.Join(b.dir, "floor-server.log")}
 	_, err = c.start(cmd, c.adminURL+bareReadyPath)

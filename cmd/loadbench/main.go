@@ -79,16 +79,16 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.StringVar(&s.gatewayBin, "gateway-bin", "",
 		"gateway binary to measure (default: go build ./cmd/gateway into the work directory)")
 	fs.DurationVar(&s.warmup, "warmup", 2*time.Second, "warm-up at saturation before measuring")
-	fs.DurationVar(&s.saturationFor, "saturation-duration", 10*time.Second,
+	fs.DurationVar(&s.saturationFor, "saturation-duration", defaultSaturationFor,
 		"length of each saturation run")
 	fs.IntVar(&s.saturationWorkers, "saturation-workers", 64,
 		"concurrent requests (vegeta workers) of the saturation runs")
 	fs.IntVar(&s.rate, "rate", 200, "requests per second of the fixed-rate latency runs")
-	fs.DurationVar(&s.rateFor, "rate-duration", 15*time.Second,
+	fs.DurationVar(&s.rateFor, "rate-duration", defaultRateFor,
 		"length of each fixed-rate latency run")
 	fs.IntVar(&s.connections, "connections", 1000,
 		"concurrent connections, each with a request in flight, for the memory runs")
-	fs.DurationVar(&s.connectionsFor, "connections-duration", 5*time.Second,
+	fs.DurationVar(&s.connectionsFor, "connections-duration", defaultConnectionsFor,
 		"length of each memory run")
 	fs.IntVar(&s.starts, "starts", 5, "gateway start-ups timed (the median is reported)")
 	fs.IntVar(&s.bareIdleConns, "bare-idle-conns", 256,
@@ -105,6 +105,20 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 		return settings{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return s, s.validate()
+}
+
+// Defaults of the runs whose length decides how far their figures can be trusted.
+const (
+	defaultSaturationFor  = 10 * time.Second
+	defaultRateFor        = 15 * time.Second
+	defaultConnectionsFor = 5 * time.Second
+)
+
+// shorterThanDefaults says whether any measured run is shorter than its default, which makes
+// its percentiles and ratio rest on fewer requests than the figures in docs/benchmarks.md.
+func (s settings) shorterThanDefaults() bool {
+	return s.saturationFor < defaultSaturationFor || s.rateFor < defaultRateFor ||
+		s.connectionsFor < defaultConnectionsFor
 }
 
 // validate reports every flag outside its bounds at once.

@@ -151,3 +151,56 @@ func TestFloorServerHoldsEachRequest(t *testing.T) {
 		t.Errorf("floor server stopped with %v", err)
 	}
 }
+
+// TestShorterThanDefaults checks which settings mark the verdicts as indicative.
+func TestShorterThanDefaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want bool
+	}{
+		{name: "defaults", want: false},
+		{name: "longer runs", args: []string{"-rate-duration", "30s"}, want: false},
+		{name: "short saturation", args: []string{"-saturation-duration", "2s"}, want: true},
+		{name: "short rate", args: []string{"-rate-duration", "2s"}, want: true},
+		{name: "short memory runs", args: []string{"-connections-duration", "1s"}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := parseFlags(tt.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.shorterThanDefaults(); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestGatewayGOGC checks the floor server gets the collector goal the gateway runs with.
+func TestGatewayGOGC(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  envList
+		want string
+	}{
+		{name: "the gateway's own default", want: gatewayDefaultGOGC},
+		{name: "set for the gateway", env: envList{"GOGC=50"}, want: "50"},
+		{name: "the last one wins", env: envList{"GOGC=50", "GOMEMLIMIT=1GiB", "GOGC=off"},
+			want: "off"},
+		{name: "empty names none", env: envList{"GOGC="}, want: gatewayDefaultGOGC},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := &bench{s: settings{gatewayEnv: tt.env}}
+			if got := b.gatewayGOGC(); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -52,7 +52,7 @@ func printReport(w io.Writer, s settings, b *bench, res *results) {
 	fmt.Fprintf(tw, "peak RSS, %d open connections at %d req/s\t%s\t%s\t\t< %s\t%s\n",
 		s.connections, s.rate, mib(bp.openPeakRSS), mib(g.openPeakRSS), mib(targetPeakRSS),
 		verdict(g.openPeakRSS < targetPeakRSS))
-	fmt.Fprintf(tw, "  of which program pages (RssFile)\t%s\t%s\t\t\t\n",
+	fmt.Fprintf(tw, "  of which program pages (RssFile, largest sample)\t%s\t%s\t\t\t\n",
 		mib(bp.openSampled.maxRSSFile), mib(g.openSampled.maxRSSFile))
 	fmt.Fprintf(tw, "  open descriptors (max)\t%d\t%d\t\t\t\n", bp.openSampled.maxFDs,
 		g.openSampled.maxFDs)
@@ -60,18 +60,12 @@ func printReport(w io.Writer, s settings, b *bench, res *results) {
 	// beside the target rather than against it: docs/benchmarks.md says why.
 	fmt.Fprintf(tw, "peak RSS, %d requests in flight (%s)\t%s\t%s\t\tworst case\t-\n",
 		s.connections, s.connectionsFor, mib(bp.inFlightPeakRSS), mib(g.inFlightPeakRSS))
-	fmt.Fprintf(tw, "  of which program pages (RssFile)\t%s\t%s\t\t\t\n",
+	fmt.Fprintf(tw, "  of which program pages (RssFile, largest sample)\t%s\t%s\t\t\t\n",
 		mib(bp.inFlightSampled.maxRSSFile), mib(g.inFlightSampled.maxRSSFile))
 	fmt.Fprintf(tw, "  open descriptors (max)\t%d\t%d\t\t\t\n", bp.inFlightSampled.maxFDs,
 		g.inFlightSampled.maxFDs)
 	fmt.Fprintf(tw, "  throughput\t%.0f req/s\t%.0f req/s\t\t\t\n", bp.inFlight.throughput,
 		g.inFlight.throughput)
-	fl := res.floor
-	// The floor server (floor.go) has one column; it goes under the bare proxy's.
-	fmt.Fprintf(tw, "  floor: a server that only holds each request %s\t%s\t\t\t\t\n",
-		floorHold, mib(fl.inFlightPeakRSS))
-	fmt.Fprintf(tw, "    of which program pages (RssFile)\t%s\t\t\t\t\n",
-		mib(fl.inFlightSampled.maxRSSFile))
 	fmt.Fprintf(tw, "start-up to ready (median, worst of %d)\t%s\t%s, %s\t\t< %s\t%s\n",
 		len(res.gatewayStarts), ms(res.bareStart), ms(median(res.gatewayStarts)),
 		ms(worstStart), ms(targetReady), verdict(worstStart < targetReady))
@@ -81,6 +75,15 @@ func printReport(w io.Writer, s settings, b *bench, res *results) {
 	fmt.Fprintf(tw, "heap allocations per request (saturation)\t%.0f\t%.0f\t%+.0f\t\t\n",
 		bp.allocsPerRequest, g.allocsPerRequest, g.allocsPerRequest-bp.allocsPerRequest)
 	tw.Flush()
+
+	fl := res.floor
+	fmt.Fprintf(w, "\nfloor: a net/http server that only holds each request %s (GOGC=%s), "+
+		"%d requests in flight: peak RSS %s, of which program pages %s; %.0f req/s\n",
+		floorHold, b.gatewayGOGC(), s.connections, mib(fl.inFlightPeakRSS),
+		mib(fl.inFlightSampled.maxRSSFile), fl.inFlight.throughput)
+	if s.shorterThanDefaults() {
+		fmt.Fprintln(w, "runs shorter than the defaults: the verdicts above are indicative only")
+	}
 
 	printNotes(w, res)
 }

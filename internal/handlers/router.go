@@ -243,7 +243,7 @@ func (s *server) authenticate(c *gin.Context) {
 	}
 }
 
-// identify records who the caller is on the exchange and its logger.
+// identify records who the caller is on the exchange and in its log fields.
 func (s *server) identify(x *exchange, caller callers.Caller) {
 	// A token names only an application id; people know the caller by its policy name.
 	if name := s.Policy.Name(caller); name != "" {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -32,11 +33,18 @@ import (
 const defaultGCPercent = 80
 
 // setGCPercent gives the collector the gateway's goal unless GOGC names one, which then wins
-// as Go reads it. An empty GOGC names none, as for Go itself.
-func setGCPercent(environ []string) {
-	if envValue(environ, "GOGC") == "" {
+// as Go reads it. An empty GOGC names none, as for Go itself. Go takes any other value that is
+// neither a whole number nor "off" as 100 without a word; the returned problem says so.
+func setGCPercent(environ []string) (problem string) {
+	gogc := envValue(environ, "GOGC")
+	if gogc == "" {
 		debug.SetGCPercent(defaultGCPercent)
+		return ""
 	}
+	if _, err := strconv.Atoi(gogc); err != nil && gogc != "off" {
+		return fmt.Sprintf("GOGC=%q is neither a whole number nor off; Go uses 100", gogc)
+	}
+	return ""
 }
 
 // run reads the configuration, wires the gateway and serves until ctx ends.
@@ -69,8 +77,6 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return envErr
 	}
 
-	setGCPercent(environ)
-
 	var httpClient *http.Client
 	var d *demo.Demo
 	if *isDemo {
@@ -87,6 +93,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	logger, err := newLogger(cfg.LogLevel, stderr)
 	if err != nil {
 		return err
+	}
+	if problem := setGCPercent(environ); problem != "" {
+		logger.Warn("GOGC not understood", zap.String("problem", problem))
 	}
 	defer func() { _ = logger.Sync() }()
 	return serve(ctx, cfg, app.Options{Logger: logger, HTTPClient: httpClient}, d, stderr)

@@ -315,16 +315,20 @@ func TestGCPercentDefault(t *testing.T) {
 		t.Skip("builds and runs the gateway binary")
 	}
 	t.Parallel()
+	const warning = "GOGC not understood"
 	tests := []struct {
 		name string
 		env  []string
 		want string
+		warn bool
 	}{
 		{name: "GOGC not set", want: "80"},
 		{name: "GOGC empty, as good as not set", env: []string{"GOGC="}, want: "80"},
 		{name: "GOGC set", env: []string{"GOGC=150"}, want: "150"},
 		// runtime/metrics gives "off" as the largest uint64.
 		{name: "GOGC off", env: []string{"GOGC=off"}, want: "1.8446744073709552e+19"},
+		{name: "GOGC mistyped: Go's 100, and a warning", env: []string{"GOGC=8o"}, want: "100",
+			warn: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,6 +360,10 @@ func TestGCPercentDefault(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("%s: got %q, want %q", series, got, tt.want)
+			}
+			if got := strings.Contains(p.stderr.String(), warning); got != tt.warn {
+				t.Errorf("warning %q in the log: got %v, want %v; log:\n%s", warning, got,
+					tt.warn, p.stderr.String())
 			}
 		})
 	}

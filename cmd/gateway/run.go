@@ -36,7 +36,7 @@ const defaultGCPercent = 80
 // as Go reads it. An empty GOGC names none, as for Go itself. Go takes any other value that is
 // neither a whole number nor "off" as 100 without a word; the returned problem says so.
 func setGCPercent(environ []string) (problem string) {
-	gogc := envValue(environ, "GOGC")
+	gogc, _ := lookupEnv(environ, "GOGC")
 	if gogc == "" {
 		debug.SetGCPercent(defaultGCPercent)
 		return ""
@@ -175,24 +175,20 @@ func startDemo(cfg *config.Config, apiKey string, environ []string) (*demo.Demo,
 	return demo.Start(cfg, apiKey)
 }
 
-// envValue is name's value in environ; the last one wins, as for exec.
-func envValue(environ []string, name string) string {
-	value := ""
+// lookupEnv is name's value in environ and whether it is there at all; the last one wins, as
+// for exec.
+func lookupEnv(environ []string, name string) (value string, set bool) {
 	for _, kv := range environ {
 		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			value = v
+			value, set = v, true
 		}
 	}
-	return value
+	return value, set
 }
 
 func setIn(environ []string, name string) bool {
-	for _, kv := range environ {
-		if len(kv) > len(name) && kv[:len(name)+1] == name+"=" {
-			return true
-		}
-	}
-	return false
+	_, set := lookupEnv(environ, name)
+	return set
 }
 
 func printDemo(w io.Writer, d *demo.Demo, addr, adminAddr string) {

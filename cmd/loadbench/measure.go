@@ -30,6 +30,12 @@ type side struct {
 	allocsPerRequest float64
 }
 
+// measured is a running child and what is measured of it.
+type measured struct {
+	c *child
+	r *side
+}
+
 type results struct {
 	bare, gateway side
 	// floor is the in-flight phase on a server that only holds each request (floor.go).
@@ -60,10 +66,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	}
 	defer gw.stop()
 
-	sides := []struct {
-		c *child
-		r *side
-	}{{bare, &res.bare}, {gw, &res.gateway}}
+	sides := []measured{{bare, &res.bare}, {gw, &res.gateway}}
 	phases := []func(context.Context, *child, *side) error{
 		b.warmUp, b.saturate, b.holdRate, b.holdOpen, b.holdInFlight,
 	}
@@ -87,10 +90,7 @@ func (b *bench) measure(ctx context.Context) (*results, error) {
 	if err := b.holdInFlight(ctx, floor, &res.floor); err != nil {
 		return nil, err
 	}
-	sides = append(sides, struct {
-		c *child
-		r *side
-	}{floor, &res.floor})
+	sides = append(sides, measured{floor, &res.floor})
 
 	// Every child must still drain and exit cleanly after all that.
 	for _, sd := range sides {
